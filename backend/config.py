@@ -1,0 +1,84 @@
+"""One Settings class: every knob is an environment variable (prefix ``TML_``).
+
+``DATABASE_URL`` is read without the prefix because that is the name Supabase, Heroku-style
+hosts and most tooling use. With no ``DATABASE_URL`` an embedded PostgreSQL (pgserver) is
+started under ``TML_DATA_DIR/pg``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TML_", extra="ignore")
+
+    # --- database -----------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "TML_DATABASE_URL")
+    )
+    data_dir: Path = Path("data")
+    # None disables server-side prepared statements: required by Supabase's transaction
+    # pooler (pgbouncer in transaction mode); leave unset for direct/session connections.
+    db_prepare_threshold: int | None = 5
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 8
+    db_connect_timeout: float = 5.0
+    auto_migrate: bool = True
+
+    # --- HTTP service -------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    max_body_bytes: int = 2_000_000
+    # Comma-separated keys; when both are empty, keys are generated at first start and
+    # stored (mode 0600) in data_dir/api_keys.json.
+    bot_api_keys: SecretStr = SecretStr("")
+    admin_api_keys: SecretStr = SecretStr("")
+
+    # --- model serving ------------------------------------------------------------------
+    model_name: str = "default"
+    decision_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    top_contributions: int = Field(default=5, ge=1, le=50)
+    compile_models: bool = True  # treelite/tl2cgen compiled path; native booster fallback
+    model_poll_seconds: float = 15.0  # fallback when LISTEN/NOTIFY is not delivered
+
+    # --- write-behind -------------------------------------------------------------------
+    writer_batch_size: int = 1000
+    writer_flush_seconds: float = 0.25
+    writer_retry_seconds: float = 1.0
+
+    # --- training -----------------------------------------------------------------------
+    bootstrap_on_start: bool = True
+    bootstrap_candles: Path | None = None  # default: EURUSD hourly shipped by `backtesting`
+    bootstrap_symbol: str = "EURUSD"
+    bootstrap_timeframe: str = "1h"
+    bootstrap_trials: int = 8
+    train_trials: int = 20
+    train_timeout_seconds: float | None = None
+    train_seed: int = 42
+    optuna_storage: SecretStr | None = None  # e.g. the same Postgres URL: shared studies
+
+    # --- performance tracker ------------------------------------------------------------
+    tracker_interval_seconds: float = 300.0
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "compiled_models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

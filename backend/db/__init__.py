@@ -1,0 +1,1 @@
+"""Data access: one module per table, plain SQL, psycopg 3."""

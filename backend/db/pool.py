@@ -1,0 +1,76 @@
+"""Connection URL resolution (external or embedded Postgres) and the connection pool."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from backend.config import Settings
+from backend.db.errors import DatabaseUnavailable, translate
+
+log = logging.getLogger(__name__)
+
+_embedded_lock = threading.Lock()
+_embedded: dict[Path, Any] = {}
+
+
+def embedded_url(pg_data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL in ``pg_data_dir`` and return its URL.
+
+    pgserver keeps one server per data directory and stops it when the last process that
+    uses it exits; the data directory persists, so restarts keep every row.
+    """
+    import pgserver  # imported lazily: not needed when DATABASE_URL is set
+
+    path = pg_data_dir.resolve()
+    with _embedded_lock:
+        server = _embedded.get(path)
+        if server is None:
+            path.mkdir(parents=True, exist_ok=True)
+            log.info("starting embedded PostgreSQL in %s", path)
+            server = pgserver.get_server(path, cleanup_mode="stop")
+            _embedded[path] = server
+        return server.get_uri()
+
+
+def database_url(settings: Settings) -> str:
+    """``DATABASE_URL`` when set, else the embedded server's URL (starting it if needed)."""
+    if settings.database_url is not None and settings.database_url.get_secret_value():
+        return settings.database_url.get_secret_value()
+    return embedded_url(settings.pg_data_dir)
+
+
+def connect_kwargs(settings: Settings) -> dict[str, Any]:
+    return {
+        "prepare_threshold": settings.db_prepare_threshold,
+        "connect_timeout": max(1, int(settings.db_connect_timeout)),
+    }
+
+
+def connect(url: str, settings: Settings | None = None, **kwargs: Any) -> psycopg.Connection:
+    """One connection, with psycopg errors translated (bad URL, server down)."""
+    extra = connect_kwargs(settings) if settings else {"connect_timeout": 5}
+    extra.update(kwargs)
+    with translate():
+        try:
+            return psycopg.connect(url, **extra)
+        except psycopg.ProgrammingError as exc:  # malformed conninfo
+            raise DatabaseUnavailable(f"invalid database URL: {exc}") from exc
+
+
+def create_pool(url: str, settings: Settings) -> ConnectionPool:
+    """A pool created closed; the app lifespan opens it (no database work at import)."""
+    return ConnectionPool(
+        url,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        kwargs=connect_kwargs(settings),
+        timeout=settings.db_connect_timeout,
+        open=False,
+        name="tml",
+    )

@@ -1,0 +1,1 @@
+"""Machine learning: features, labels, validation, training, serving, tracking."""

@@ -1,0 +1,179 @@
+"""OHLCV candles as plain numpy arrays, strict validation, and file loading.
+
+Every entry point (HTTP, CLI, training) turns its input into :class:`Candles` through
+:func:`make_candles`, so one set of rules decides what a valid candle series is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+OHLCV = ("open", "high", "low", "close", "volume")
+TIME_COLUMNS = ("time", "date", "timestamp", "datetime")
+
+
+class CandleError(ValueError):
+    """Invalid candles. ``field`` names the offending field, ``reason`` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Candles:
+    """A validated candle series, oldest first.
+
+    Attributes
+    ----------
+    time : ndarray of int64, shape (n,)
+        Bar open time in epoch seconds (UTC), strictly increasing.
+    open, high, low, close, volume : ndarray of float64, shape (n,)
+    """
+
+    time: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.time.shape[0])
+
+    def tail(self, n: int) -> Candles:
+        return Candles(*(a[-n:] for a in self._arrays()))
+
+    def head(self, n: int) -> Candles:
+        return Candles(*(a[:n] for a in self._arrays()))
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.time, self.open, self.high, self.low, self.close, self.volume)
+
+    def to_frame(self) -> pd.DataFrame:
+        """DataFrame indexed by UTC timestamps with lower-case OHLCV columns."""
+        index = pd.to_datetime(self.time, unit="s", utc=True)
+        return pd.DataFrame(
+            {name: getattr(self, name) for name in OHLCV}, index=index
+        ).rename_axis("time")
+
+
+def make_candles(
+    time: np.ndarray,
+    open: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    *,
+    min_length: int = 1,
+    field: str = "candles",
+) -> Candles:
+    """Validate arrays and return :class:`Candles`.
+
+    Raises
+    ------
+    CandleError
+        Too few rows, unequal lengths, non-finite values, prices <= 0, high below
+        open/close/low, low above open/close, negative volume, unsorted or duplicate times.
+    """
+    arrays = {"open": open, "high": high, "low": low, "close": close, "volume": volume}
+    t = np.asarray(time)
+    n = t.shape[0]
+    if n < min_length:
+        raise CandleError(field, f"need at least {min_length} candles, got {n}")
+    cols: dict[str, np.ndarray] = {}
+    for name, values in arrays.items():
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.shape != (n,):
+            raise CandleError(f"{field}.{name}", f"expected {n} values, got {arr.shape[0]}")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise CandleError(f"{field}[{int(np.argmax(bad))}].{name}", "must be a finite number")
+        cols[name] = arr
+    if t.dtype.kind != "i":
+        if t.dtype.kind == "f" and not np.isfinite(t).all():
+            raise CandleError(f"{field}.time", "must be finite")
+        t = t.astype(np.int64)
+    for name in ("open", "high", "low", "close"):
+        bad = cols[name] <= 0
+        if bad.any():
+            raise CandleError(f"{field}[{int(np.argmax(bad))}].{name}", "price must be > 0")
+    bad = cols["volume"] < 0
+    if bad.any():
+        raise CandleError(f"{field}[{int(np.argmax(bad))}].volume", "must be >= 0")
+    o, h, lo, c = cols["open"], cols["high"], cols["low"], cols["close"]
+    bad = (h < lo) | (h < o) | (h < c) | (lo > o) | (lo > c)
+    if bad.any():
+        i = int(np.argmax(bad))
+        reason = "high < low" if h[i] < lo[i] else "open/close outside [low, high]"
+        raise CandleError(f"{field}[{i}].high", reason)
+    if n > 1:
+        step = np.diff(t)
+        if (step == 0).any():
+            raise CandleError(f"{field}[{int(np.argmax(step == 0)) + 1}].time", "duplicate timestamp")
+        if (step < 0).any():
+            raise CandleError(f"{field}[{int(np.argmax(step < 0)) + 1}].time",
+                              "timestamps must be sorted ascending")
+    return Candles(t, o, h, lo, c, cols["volume"])
+
+
+def candles_from_frame(df: pd.DataFrame, *, min_length: int = 1) -> Candles:
+    """Candles from a DataFrame: time from a time/date/timestamp column or the index,
+    OHLCV columns matched case-insensitively, extra columns ignored. A missing volume
+    column is an error (volume features need it)."""
+    lower = {str(c).lower(): c for c in df.columns}
+    missing = [c for c in OHLCV if c not in lower]
+    if missing:
+        raise CandleError("candles", f"missing column(s): {', '.join(missing)}")
+    time_col = next((lower[c] for c in TIME_COLUMNS if c in lower), None)
+    raw_time = df[time_col] if time_col is not None else df.index.to_series()
+    times = _to_epoch_seconds(raw_time)
+    return make_candles(times, *(df[lower[c]].to_numpy(dtype=np.float64) for c in OHLCV),
+                        min_length=min_length)
+
+
+def _to_epoch_seconds(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy(dtype=np.int64)
+    try:
+        ts = pd.to_datetime(values, utc=True)
+    except (ValueError, TypeError) as exc:
+        raise CandleError("candles.time", f"unparseable timestamps: {exc}") from exc
+    if ts.isna().any():
+        raise CandleError("candles.time", "missing timestamps")
+    return (ts.astype("datetime64[s, UTC]").astype("int64")).to_numpy()
+
+
+def load_candles_file(path: str | Path, *, min_length: int = 1) -> Candles:
+    """Read CSV, Parquet or Feather candles (see :func:`candles_from_frame`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CandleError("candles", f"file not found: {p}")
+    suffix = p.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        df = pd.read_parquet(p)
+    elif suffix in {".feather", ".arrow"}:
+        df = pd.read_feather(p)
+    elif suffix in {".csv", ".txt", ".gz"}:
+        df = pd.read_csv(p)
+        first = df.columns[0]
+        if str(first).lower() not in TIME_COLUMNS and str(first).startswith("Unnamed"):
+            df = df.set_index(first)  # the time was written as the index
+    else:
+        raise CandleError("candles", f"unsupported file type {suffix!r} (csv, parquet, feather)")
+    if df.index.name is not None or not isinstance(df.index, pd.RangeIndex):
+        df = df.reset_index() if str(df.index.name).lower() in TIME_COLUMNS else df
+    return candles_from_frame(df, min_length=min_length)
+
+
+def sample_candles_path(name: str) -> Path:
+    """Path of a sample file shipped by the ``backtesting`` package (EURUSD, GOOG, BTCUSD)."""
+    import backtesting
+
+    return Path(backtesting.__file__).parent / "test" / f"{name}.csv"

@@ -1,0 +1,81 @@
+"""Shared fixtures: a real PostgreSQL for every test that needs one.
+
+``TEST_DATABASE_URL`` (or ``DATABASE_URL``) names a server to use; otherwise one embedded
+server (pgserver) is started for the session in a temporary directory. Each test that asks
+for ``db_url`` gets its own freshly created database, cloned from a migrated template, so
+tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from backend.db.pool import embedded_url
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    return psycopg.conninfo.make_conninfo(url, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return embedded_url(Path(tmp_path_factory.mktemp("pg")) / "data")
+
+
+def _create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        conn.execute(stmt)
+    return _with_dbname(admin_url, name)
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_db_url(pg_admin_url: str) -> Iterator[str]:
+    """A new, empty database (no migration applied)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = _create_database(pg_admin_url, name)
+    yield url
+    _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_admin_url: str) -> str:
+    from backend.apply_ml_migration import apply_migration
+
+    name = f"tmpl_{uuid.uuid4().hex[:12]}"
+    url = _create_database(pg_admin_url, name)
+    apply_migration(url)
+    return name
+
+
+@pytest.fixture
+def db_url(pg_admin_url: str, migrated_template: str) -> Iterator[str]:
+    """A new database with the migration applied."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = _create_database(pg_admin_url, name, template=migrated_template)
+    yield url
+    _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to a migrated database."""
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
