@@ -1,0 +1,202 @@
+"""CLI: ``python -m backend serve|migrate|train|evaluate|track|backtest``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__.strip() + "\n\nRun `python -m backend COMMAND --help` for a command's "
+              "options.")
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                                                   "%(message)s")
+    if command == "migrate":
+        from backend.apply_ml_migration import main as migrate_main
+
+        return migrate_main(rest)
+    if command == "backtest":
+        from backend.positions.cli import main as backtest_main
+
+        return backtest_main(rest)
+    handlers = {"serve": _serve, "train": _train, "evaluate": _evaluate, "track": _track}
+    if command not in handlers:
+        print(f"unknown command {command!r}; expected one of: serve, migrate, train, "
+              "evaluate, track, backtest", file=sys.stderr)
+        return 2
+    return handlers[command](rest)
+
+
+def _serve(argv: list[str]) -> int:
+    import uvicorn
+
+    from backend.app import create_app
+    from backend.config import get_settings
+
+    p = argparse.ArgumentParser(prog="python -m backend serve")
+    s = get_settings()
+    p.add_argument("--host", default=s.host)
+    p.add_argument("--port", type=int, default=s.port)
+    args = p.parse_args(argv)
+    s.host, s.port = args.host, args.port
+    uvicorn.run(create_app(s), host=args.host, port=args.port, log_level=s.log_level,
+                loop="uvloop", http="httptools", access_log=False)
+    return 0
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--candles", help="CSV, Parquet or Feather OHLCV file")
+    p.add_argument("--symbol", default=None)
+    p.add_argument("--timeframe", default=None)
+    p.add_argument("--strategy", action="append", default=None,
+                   help="base strategy (repeatable; default: all)")
+    p.add_argument("--from-db", action="store_true",
+                   help="also use labelled rows of real trades from the database")
+    p.add_argument("--algorithm", choices=["xgboost", "lightgbm"], default="xgboost")
+    p.add_argument("--trials", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+
+
+def _system(need_db: bool) -> Any:
+    from backend.config import get_settings
+    from backend.db.pool import create_pool, database_url
+    from backend.ml.ml_system import MLSystem
+
+    settings = get_settings()
+    if not need_db:
+        return MLSystem(settings)
+    from backend.apply_ml_migration import apply_migration
+
+    url = database_url(settings)
+    apply_migration(url)
+    pool = create_pool(url, settings)
+    pool.open(wait=True)
+    return MLSystem(settings, pool)
+
+
+def _load_data(args: argparse.Namespace, system: Any) -> Any:
+    from backend.ml.candles import load_candles_file
+    from backend.ml.labeling import STRATEGIES
+    from backend.ml.ml_system import concat_datasets
+
+    for s in args.strategy or []:
+        if s not in STRATEGIES:
+            raise ValueError(f"unknown strategy {s!r}; known: {', '.join(sorted(STRATEGIES))}")
+    parts = []
+    if args.candles:
+        parts.append(system.dataset_from_candles(load_candles_file(args.candles),
+                                                 strategies=args.strategy))
+    if args.from_db:
+        parts.append(system.dataset_from_database(symbol=args.symbol,
+                                                  timeframe=args.timeframe))
+    if not args.candles and not args.from_db:
+        raise ValueError("give --candles FILE and/or --from-db")
+    return concat_datasets(parts)
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _train(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m backend train",
+                                description="Tune, fit, register and (if better) promote.")
+    _data_args(p)
+    p.add_argument("--name", default=None, help="model name (default TML_MODEL_NAME)")
+    p.add_argument("--no-promote", action="store_true")
+    args = p.parse_args(argv)
+    from backend.db.errors import DatabaseError
+    from backend.ml.candles import CandleError
+
+    try:
+        system = _system(need_db=True)
+        data = _load_data(args, system)
+        out = system.train(data, algorithm=args.algorithm, trials=args.trials, seed=args.seed,
+                           name=args.name, promote=not args.no_promote, show_progress=True)
+    except (CandleError, DatabaseError, ValueError) as exc:
+        return _fail(exc)
+    print(f"model {out.name} v{out.version} (id {out.model_id}): {out.reason}")
+    _print_report({"cross_validation": out.metrics, "holdout": out.holdout})
+    return 0
+
+
+def _evaluate(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m backend evaluate",
+                                description="Out-of-sample report (purged walk-forward CV) "
+                                            "with baselines; registers nothing.")
+    _data_args(p)
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = p.parse_args(argv)
+    from backend.db.errors import DatabaseError
+    from backend.ml.candles import CandleError
+    from backend.ml.model_trainer import ModelTrainer
+
+    try:
+        system = _system(need_db=args.from_db)
+        data = _load_data(args, system)
+        s = system.settings
+        trainer = ModelTrainer(algorithm=args.algorithm,
+                               n_trials=args.trials if args.trials is not None else s.train_trials,
+                               seed=args.seed if args.seed is not None else s.train_seed,
+                               threshold=s.decision_threshold, show_progress=not args.json)
+        trainer.fit(data.X, data.y, data.t0, data.t1)
+    except (CandleError, DatabaseError, ValueError) as exc:
+        return _fail(exc)
+    report = trainer.cv_report_
+    if args.json:
+        out = {k: report[k] for k in ("model", "always_take", "logistic")}
+        out["n_samples"] = int(len(data.y))
+        out["folds"] = report.get("folds")
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+    else:
+        _print_report({"cross_validation": report})
+    return 0
+
+
+def _track(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m backend track",
+                                description="Daily live metrics per model into ml_performance.")
+    p.add_argument("--days", type=int, default=30)
+    args = p.parse_args(argv)
+    from backend.db.errors import DatabaseError
+
+    try:
+        n = _system(need_db=True).track(days=args.days)
+    except DatabaseError as exc:
+        return _fail(exc)
+    print(f"{n} daily rows upserted into ml_performance")
+    return 0
+
+
+def _print_report(sections: dict[str, dict[str, Any]]) -> None:
+    keys = ("count", "base_rate", "accuracy", "precision", "recall", "roc_auc", "log_loss",
+            "brier")
+    for title, rep in sections.items():
+        if not rep:
+            continue
+        print(f"\n{title} (out-of-sample)")
+        print(f"  {'':<12}" + "".join(f"{k:>10}" for k in keys))
+        for who in ("model", "logistic", "always_take"):
+            if who in rep:
+                row = rep[who]
+                print(f"  {who:<12}" + "".join(_fmt(row.get(k)) for k in keys))
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return f"{'-':>10}"
+    return f"{v:>10d}" if isinstance(v, int) else f"{v:>10.4f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

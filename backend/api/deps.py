@@ -1,0 +1,70 @@
+"""Injectables as ``Annotated`` aliases; everything lives on ``app.state``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+from psycopg_pool import ConnectionPool
+
+from backend.api.auth import ApiKeys, Scope
+from backend.config import Settings
+from backend.db.errors import translate
+from backend.db.write_behind import WriteBehindWriter
+from backend.ml.ml_system import MLSystem
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="API key: scope `bot` or `admin`")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_pool(request: Request) -> ConnectionPool:
+    return request.app.state.pool
+
+
+def get_conn(request: Request) -> Iterator[psycopg.Connection]:
+    with translate(), request.app.state.pool.connection() as conn:
+        yield conn
+
+
+def get_system(request: Request) -> MLSystem:
+    return request.app.state.system
+
+
+def get_writer(request: Request) -> WriteBehindWriter:
+    return request.app.state.writer
+
+
+def check_key(keys: ApiKeys, presented: str | None, needed: Scope) -> Scope:
+    scope = keys.scope_of(presented)
+    if scope is None:
+        raise HTTPException(401, "missing or unknown API key (header X-API-Key)",
+                            headers={"WWW-Authenticate": "ApiKey"})
+    if needed == "admin" and scope != "admin":
+        raise HTTPException(403, "this route needs an admin key")
+    return scope
+
+
+def require_bot(request: Request,
+                key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
+    return check_key(request.app.state.api_keys, key, "bot")
+
+
+def require_admin(request: Request,
+                  key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
+    return check_key(request.app.state.api_keys, key, "admin")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PoolDep = Annotated[ConnectionPool, Depends(get_pool)]
+ConnDep = Annotated[psycopg.Connection, Depends(get_conn)]
+SystemDep = Annotated[MLSystem, Depends(get_system)]
+WriterDep = Annotated[WriteBehindWriter, Depends(get_writer)]
+BotScope = Annotated[Scope, Depends(require_bot)]
+AdminScope = Annotated[Scope, Depends(require_admin)]

@@ -1,0 +1,66 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from backend.api.responses import FastJSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+def ready(request: Request) -> FastJSONResponse:
+    """Readiness: database reachable, migration applied, model loaded (503 when not ready)."""
+    from backend.apply_ml_migration import is_applied
+
+    state = request.app.state
+    db_ok, migrated = False, False
+    try:
+        with state.pool.connection(timeout=2) as conn:
+            conn.execute("SELECT 1")
+            db_ok = True
+            migrated = is_applied(conn)
+    except Exception:  # any failure here means "not reachable", reported below
+        pass
+    model = state.system.predictor.current
+    writer = state.writer
+    body: dict[str, Any] = {
+        "database": "ok" if db_ok else "unreachable",
+        "migration": "applied" if migrated else ("unknown" if not db_ok else "missing"),
+        "model": ({"id": model.id, "name": model.name, "version": model.version}
+                  if model else None),
+        "writer": {"queue_depth": writer.depth, "journal_bytes": writer.journal_bytes(),
+                   "last_error": writer.stats.last_error},
+    }
+    if db_ok and migrated and model is not None:
+        body["status"] = "ready"
+        return FastJSONResponse(body, 200)
+    # Predictions still work from the in-memory model while the database is away.
+    body["status"] = "degraded" if model is not None else "not_ready"
+    return FastJSONResponse(body, 200 if model is not None else 503)
+
+
+@router.get("/metrics", include_in_schema=True)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests and latency per route, predictions per decision,
+    writer queue depth and journal size, active model version."""
+    state = request.app.state
+    m = state.metrics
+    m.queue_depth.set(state.writer.depth)
+    m.journal_bytes.set(state.writer.journal_bytes())
+    m.writer_failures.set(state.writer.stats.failed_attempts)
+    model = state.system.predictor.current
+    m.active_model.clear()
+    if model is not None:
+        m.active_model.labels(model.name, str(model.id)).set(model.version)
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

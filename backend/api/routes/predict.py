@@ -1,0 +1,121 @@
+"""POST /predict and /predict/batch: the bot's pre-trade question."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from backend.api.deps import BotScope
+from backend.api.errors import BadRequest, ServiceUnavailable
+from backend.api.openapi_body import body_openapi, parse_body
+from backend.api.responses import FastJSONResponse
+from backend.api.schemas.candles import candles_to_arrays
+from backend.api.schemas.predict import (
+    PredictBatchRequest,
+    PredictBatchResponse,
+    PredictRequest,
+    PredictResponse,
+)
+from backend.ml.candles import CandleError
+from backend.ml.ml_system import MLSystem, Scored, Signal
+
+router = APIRouter(prefix="/api/v1", tags=["predict"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or unknown API key"},
+    413: {"description": "Body over the configured size"},
+    422: {"description": "Invalid input: `detail[].loc` names the field, `msg` the reason"},
+    503: {"description": "No active model yet"},
+}
+
+
+@router.post("/predict", response_model=PredictResponse, responses=_ERRORS,
+             openapi_extra=body_openapi(PredictRequest))
+async def predict(request: Request, _: BotScope) -> FastJSONResponse:
+    """Probability that the signal's trade pays, the take/skip decision and the model."""
+    req = await parse_body(request, PredictRequest)
+    system: MLSystem = request.app.state.system
+    stored = system.remembered(req.trade_id)
+    if stored is not None:
+        return FastJSONResponse({**stored, "duplicate": True})
+    signal = _signal(req, system, prefix="candles")
+    scored = _score(system, [signal], explain=req.explain)[0]
+    return FastJSONResponse(_accept(request, scored))
+
+
+@router.post("/predict/batch", response_model=PredictBatchResponse, responses=_ERRORS,
+             openapi_extra=body_openapi(PredictBatchRequest))
+async def predict_batch(request: Request, _: BotScope) -> FastJSONResponse:
+    """Many signals in one call; answers in the same order."""
+    req = await parse_body(request, PredictBatchRequest)
+    system: MLSystem = request.app.state.system
+    seen: set[str] = set()
+    for i, item in enumerate(req.signals):
+        if item.trade_id in seen:
+            raise BadRequest(f"signals[{i}].trade_id", "duplicate trade_id within the batch")
+        seen.add(item.trade_id)
+    answers: list[dict[str, Any] | None] = [system.remembered(s.trade_id) for s in req.signals]
+    todo = [i for i, a in enumerate(answers) if a is None]
+    signals = [_signal(req.signals[i], system, prefix=f"signals[{i}].candles") for i in todo]
+    if signals:
+        explain = any(req.signals[i].explain for i in todo)
+        for i, scored in zip(todo, _score(system, signals, explain=explain), strict=True):
+            if not req.signals[i].explain:
+                scored.contributions = None
+            answers[i] = _accept(request, scored)
+    data = [a if i in todo else {**a, "duplicate": True}
+            for i, a in enumerate(answers) if a is not None]
+    return FastJSONResponse({"data": data, "count": len(data)})
+
+
+def _signal(req: PredictRequest, system: MLSystem, *, prefix: str) -> Signal:
+    candles = candles_to_arrays(req.candles, field=prefix)
+    signal_time = req.signal_time
+    if signal_time is not None:
+        if signal_time.tzinfo is None:
+            signal_time = signal_time.replace(tzinfo=UTC)
+        cut = int(signal_time.timestamp())
+        keep = int((candles.time <= cut).sum())  # candles after the signal: never used
+        candles = candles.head(keep)
+    need = system.extractor.min_candles
+    if len(candles) < need:
+        raise CandleError(prefix, f"need at least {need} candles up to the signal time, "
+                                  f"got {len(candles)}")
+    if signal_time is None:
+        signal_time = datetime.fromtimestamp(int(candles.time[-1]), UTC)
+    return Signal(trade_id=req.trade_id, symbol=req.symbol, timeframe=req.timeframe,
+                  side=req.side, strategy=req.strategy, candles=candles,
+                  signal_time=signal_time, signal_strength=req.signal_strength,
+                  stop_price=req.stop_price, target_price=req.target_price)
+
+
+def _score(system: MLSystem, signals: list[Signal], *, explain: bool) -> list[Scored]:
+    try:
+        return system.score(signals, explain=explain)
+    except LookupError as exc:
+        raise ServiceUnavailable(str(exc)) from None
+
+
+def _accept(request: Request, scored: Scored) -> dict[str, Any]:
+    """Journal the feature row and prediction, then remember and count the answer."""
+    state = request.app.state
+    try:
+        state.writer.submit(scored.journal_entry())
+    except OSError as exc:  # journal not writable: not accepted, nothing promised
+        raise ServiceUnavailable(f"cannot journal the prediction: {exc}") from None
+    m = scored.model
+    response = {
+        "prediction_id": str(scored.prediction_id),
+        "trade_id": scored.signal.trade_id,
+        "probability": scored.probability,
+        "decision": scored.decision,
+        "threshold": scored.threshold,
+        "model": {"id": m.id, "name": m.name, "version": m.version},
+        "feature_set_version": m.feature_set_version,
+        "contributions": scored.contributions,
+        "duplicate": False,
+    }
+    state.metrics.predictions.labels(scored.decision).inc()
+    return state.system.remember(scored.signal.trade_id, response)

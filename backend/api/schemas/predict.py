@@ -1,0 +1,77 @@
+"""Request/response schemas of /predict and /predict/batch."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.api.schemas.candles import CandlesIn
+
+TradeId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+_CANDLE_EXAMPLE = {
+    "time": [1700000000 + 3600 * i for i in range(3)],
+    "open": [1.0712, 1.0716, 1.0721],
+    "high": [1.0719, 1.0725, 1.0730],
+    "low": [1.0705, 1.0711, 1.0716],
+    "close": [1.0716, 1.0721, 1.0728],
+    "volume": [1413, 1241, 1502],
+}
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "trade_id": "bot1-20240101-0001", "symbol": "EURUSD", "timeframe": "1h",
+            "side": "long", "strategy": "ma_cross", "signal_strength": 0.8,
+            "stop_price": 1.0690, "target_price": 1.0790, "explain": True,
+            "candles": _CANDLE_EXAMPLE,
+        }]},
+    )
+
+    trade_id: TradeId
+    symbol: Name
+    timeframe: Name
+    side: Literal["long", "short"]
+    strategy: Name = "unknown"
+    signal_time: datetime | None = Field(
+        default=None, description="Default: the last candle's time. Candles after it are "
+                                  "ignored (no lookahead).")
+    signal_strength: float | None = Field(default=None, allow_inf_nan=False)
+    stop_price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    target_price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    explain: bool = Field(default=False, description="Return the top feature contributions.")
+    candles: CandlesIn
+
+
+class PredictBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signals: list[PredictRequest] = Field(min_length=1, max_length=500)
+
+
+class ModelRef(BaseModel):
+    id: int
+    name: str
+    version: int
+
+
+class PredictResponse(BaseModel):
+    prediction_id: str
+    trade_id: str
+    probability: float
+    decision: Literal["take", "skip"]
+    threshold: float
+    model: ModelRef
+    feature_set_version: str
+    contributions: dict[str, float] | None = None
+    duplicate: bool = Field(default=False, description="True when this trade_id was already "
+                                                       "scored: the stored answer is returned.")
+
+
+class PredictBatchResponse(BaseModel):
+    data: list[PredictResponse]
+    count: int

@@ -1,0 +1,102 @@
+"""FastAPI app factory and lifespan: pool, migration, model, writer, watcher, tracker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from backend import __version__
+from backend.api.auth import load_api_keys
+from backend.api.errors import install_error_handlers
+from backend.api.metrics import create_metrics
+from backend.api.middleware import BodySizeLimit, RequestMetrics
+from backend.api.openapi_body import install_body_schemas
+from backend.api.routes import exits, health, jobs, models, performance, predict
+from backend.config import Settings, get_settings
+from backend.db.errors import DatabaseError
+from backend.db.pool import create_pool, database_url
+from backend.db.write_behind import WriteBehindWriter
+from backend.jobs import JobManager
+from backend.ml.ml_system import MLSystem
+
+log = logging.getLogger("backend")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Trading-ML backend",
+        version=__version__,
+        summary="Meta-labelling predictions, exit advice and model lifecycle for trading bots.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = create_metrics()
+    for module in (health, predict, exits, models, jobs, performance):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    install_body_schemas(app)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from backend.apply_ml_migration import apply_migration
+    from backend.bootstrap import announce, bootstrap_model
+
+    s: Settings = app.state.settings
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    url = await asyncio.to_thread(database_url, s)
+    if s.auto_migrate:
+        try:
+            result = await asyncio.to_thread(apply_migration, url)
+            log.info("migration: %s", result.message)
+        except DatabaseError as exc:  # start degraded; predictions need no database
+            log.error("migration not applied: %s", exc)
+    pool = create_pool(url, s)
+    pool.open(wait=False)
+    system = MLSystem(s, pool)
+    app.state.pool, app.state.system = pool, system
+    app.state.api_keys = load_api_keys(s)
+    app.state.jobs = JobManager()
+    writer = WriteBehindWriter(pool, s.journal_dir, batch_size=s.writer_batch_size,
+                               flush_seconds=s.writer_flush_seconds,
+                               retry_seconds=s.writer_retry_seconds,
+                               enrich=system.enrich_contributions)
+    writer.start()
+    app.state.writer = writer
+    try:
+        await asyncio.to_thread(system.load_active)
+        if system.predictor.current is None and s.bootstrap_on_start:
+            await asyncio.to_thread(bootstrap_model, system)
+    except DatabaseError as exc:
+        log.error("no model loaded yet (%s); the watcher retries", exc)
+    system.start_watching(url)
+    tracker = asyncio.create_task(_track_periodically(system, s.tracker_interval_seconds))
+    announce(s, app.state.api_keys, system)
+    try:
+        yield
+    finally:
+        tracker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tracker
+        app.state.jobs.shutdown()
+        system.stop_watching()
+        await asyncio.to_thread(writer.close)
+        pool.close()
+
+
+async def _track_periodically(system: MLSystem, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(system.track)
+        except Exception as exc:  # the tracker must never take the service down
+            log.warning("performance tracker: %s", exc)

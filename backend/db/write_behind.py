@@ -1,0 +1,310 @@
+"""Write-behind: accepted records reach Postgres in batches, off the request path, and are
+never lost.
+
+Every record is first appended to a local journal (a line of JSON, flushed to the OS, so a
+SIGKILL of the process cannot lose it), then queued in memory. A background thread takes the
+queue in batches, rotates the journal segment, writes the batch in one transaction (bulk
+COPY paths in ``trade_features``/``predictions``) and deletes the segments it covered. If the
+database is down the batch stays pending and is retried; at start-up every segment left on
+disk is replayed. Inserts are idempotent (ON CONFLICT DO NOTHING on natural keys), so a
+replay of a batch that had in fact committed inserts nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+from psycopg_pool import ConnectionPool
+
+from backend.db import predictions, trade_features
+from backend.db.errors import DatabaseError, DatabaseUnavailable, InvalidData, translate
+from backend.db.predictions import PredictionRow
+from backend.db.trade_features import TradeFeatureRow
+
+log = logging.getLogger(__name__)
+
+Entry = dict[str, Any]  # {"feature": {...} | None, "prediction": {...} | None}
+Enricher = Callable[[list[Entry]], None]
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, UUID):
+        return str(obj)
+    raise TypeError(type(obj).__name__)
+
+
+@dataclass
+class WriterStats:
+    accepted: int = 0
+    written_batches: int = 0
+    failed_attempts: int = 0
+    rejected: int = 0
+    last_error: str | None = None
+    db_healthy: bool = True
+    replayed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class WriteBehindWriter:
+    """Journaled, batched writer of feature rows and predictions.
+
+    Parameters
+    ----------
+    pool : ConnectionPool
+        Where batches go.
+    journal_dir : Path
+        Directory of the journal segments (``segment-<n>.jsonl``); created if absent.
+    batch_size, flush_seconds, retry_seconds
+        A batch is written when ``batch_size`` records are queued or ``flush_seconds`` after
+        the first one; after a failure the writer waits ``retry_seconds``.
+    enrich : callable, optional
+        Called in the writer thread with each batch before it is written (e.g. to compute
+        feature contributions off the request path).
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        journal_dir: Path,
+        *,
+        batch_size: int = 1000,
+        flush_seconds: float = 0.25,
+        retry_seconds: float = 1.0,
+        enrich: Enricher | None = None,
+    ) -> None:
+        self.pool = pool
+        self.journal_dir = Path(journal_dir)
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.retry_seconds = retry_seconds
+        self.enrich = enrich
+        self.stats = WriterStats()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._queue: list[Entry] = []
+        self._pending: list[Entry] = []  # taken from the queue, not yet committed
+        self._pending_segments: list[Path] = []
+        self._segment_no = 0
+        self._segment: Any = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Replay what an earlier process left in the journal, then start the thread."""
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        leftovers = sorted(self.journal_dir.glob("segment-*.jsonl"), key=_segment_number)
+        for path in leftovers:
+            entries = _read_segment(path)
+            self._pending.extend(entries)
+            self.stats.replayed += len(entries)
+        self._pending_segments = leftovers
+        self._segment_no = max((_segment_number(p) for p in leftovers), default=0) + 1
+        self._open_segment()
+        if self._pending:
+            log.info("replaying %d journaled records", len(self._pending))
+            self._wake.set()
+        self._thread = threading.Thread(target=self._run, name="write-behind", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush everything queued (bounded by ``timeout``); what cannot be written stays
+        in the journal for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            if self._segment is not None:
+                self._segment.close()
+                self._segment = None
+
+    # ---- producer side (request path) --------------------------------------------------
+    def submit(self, entry: Entry) -> None:
+        """Journal then queue one record. Raises OSError if the journal cannot be written,
+        in which case the record was not accepted."""
+        line = orjson.dumps(entry, default=_default) + b"\n"
+        with self._lock:
+            self._segment.write(line)
+            self._segment.flush()  # to the OS: survives a SIGKILL of this process
+            self._queue.append(entry)
+            self.stats.accepted += 1
+            size = len(self._queue)
+        if size >= self.batch_size:
+            self._wake.set()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Block until everything submitted so far is committed (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.depth == 0:
+                return True
+            self._wake.set()
+            time.sleep(0.02)
+        return self.depth == 0
+
+    @property
+    def depth(self) -> int:
+        """Records accepted but not yet committed to Postgres."""
+        with self._lock:
+            return len(self._queue) + len(self._pending)
+
+    def journal_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.journal_dir.glob("segment-*.jsonl")
+                   if p.exists())
+
+    # ---- consumer side (writer thread) -------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            stopping = self._stop.is_set()
+            self._take_queue()
+            if self._pending:
+                ok = self._write_pending()
+                if not ok:
+                    if stopping:
+                        log.warning("database unavailable at shutdown: %d records stay "
+                                    "journaled for the next start", len(self._pending))
+                        return
+                    self._stop.wait(self.retry_seconds)
+                    continue
+            if stopping:
+                with self._lock:
+                    if not self._queue:
+                        return
+
+    def _take_queue(self) -> None:
+        with self._lock:
+            if not self._queue:
+                return
+            self._pending.extend(self._queue)
+            self._queue = []
+            # Everything taken lives in segments up to the current one: rotate so those
+            # segments can be deleted once the batch commits.
+            self._segment.close()
+            self._pending_segments.append(self._segment_path(self._segment_no))
+            self._segment_no += 1
+            self._open_segment()
+
+    def _write_pending(self) -> bool:
+        batch = self._pending
+        if self.enrich is not None:
+            try:
+                self.enrich(batch)
+            except Exception:  # enrichment is optional; never block the write
+                log.exception("enrichment failed; writing without it")
+        try:
+            for start in range(0, len(batch), self.batch_size):
+                self._write_batch(batch[start:start + self.batch_size])
+        except DatabaseUnavailable as exc:
+            self._note_failure(exc)
+            return False
+        except InvalidData as exc:
+            # One bad record must not block the rest: write one by one, set aside rejects.
+            log.error("batch rejected (%s); writing records one by one", exc)
+            try:
+                self._write_one_by_one(batch)
+            except DatabaseError as exc2:
+                self._note_failure(exc2)
+                return False
+        except DatabaseError as exc:
+            self._note_failure(exc)
+            return False
+        with self._lock:
+            self._pending = []
+            done, self._pending_segments = self._pending_segments, []
+        for path in done:
+            path.unlink(missing_ok=True)
+        self.stats.written_batches += 1
+        self.stats.db_healthy = True
+        self.stats.last_error = None
+        return True
+
+    def _note_failure(self, exc: Exception) -> None:
+        self.stats.failed_attempts += 1
+        self.stats.db_healthy = False
+        self.stats.last_error = str(exc)
+        log.warning("write-behind: database write failed (%s); %d records kept, retrying",
+                    exc, len(self._pending))
+
+    def _write_batch(self, batch: Sequence[Entry]) -> None:
+        feats = [_feature_row(e["feature"]) for e in batch if e.get("feature")]
+        preds = [_prediction_row(e["prediction"]) for e in batch if e.get("prediction")]
+        with translate(), self.pool.connection() as conn, conn.transaction():
+            if feats:
+                trade_features.insert_many(conn, feats)
+            if preds:
+                predictions.insert_many(conn, preds)
+
+    def _write_one_by_one(self, batch: Sequence[Entry]) -> None:
+        rejects = []
+        for entry in batch:
+            try:
+                self._write_batch([entry])
+            except InvalidData as exc:
+                rejects.append({"entry": entry, "error": str(exc)})
+        if rejects:
+            self.stats.rejected += len(rejects)
+            with open(self.journal_dir / "rejected.jsonl", "ab") as fh:
+                for r in rejects:
+                    fh.write(orjson.dumps(r, default=_default) + b"\n")
+
+    # ---- journal files -----------------------------------------------------------------
+    def _segment_path(self, n: int) -> Path:
+        return self.journal_dir / f"segment-{n:08d}.jsonl"
+
+    def _open_segment(self) -> None:
+        path = self._segment_path(self._segment_no)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._segment = os.fdopen(fd, "ab", buffering=1 << 16)
+
+
+def _segment_number(path: Path) -> int:
+    return int(path.stem.split("-")[1])
+
+
+def _read_segment(path: Path) -> list[Entry]:
+    entries = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break  # torn last line of a crash mid-write: that record was never accepted
+            try:
+                entries.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                log.error("skipping corrupt journal line in %s", path)
+    return entries
+
+
+def _ts(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def _feature_row(d: dict[str, Any]) -> TradeFeatureRow:
+    return TradeFeatureRow(
+        trade_id=d["trade_id"], symbol=d["symbol"], timeframe=d["timeframe"], side=d["side"],
+        strategy=d["strategy"], signal_time=_ts(d["signal_time"]),
+        feature_set_version=d["feature_set_version"], features=d["features"],
+    )
+
+
+def _prediction_row(d: dict[str, Any]) -> PredictionRow:
+    return PredictionRow(
+        id=UUID(str(d["id"])), model_id=int(d["model_id"]), trade_id=d["trade_id"],
+        probability=float(d["probability"]), threshold=float(d["threshold"]),
+        decision=d["decision"], contributions=d.get("contributions"),
+        latency_ms=d.get("latency_ms"), created_at=_ts(d["created_at"]),
+    )

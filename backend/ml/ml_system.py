@@ -1,0 +1,358 @@
+"""Wiring only: repository (backend.db) -> extractor -> trainer -> predictor -> tracker.
+
+Each step lives in its own module; this class holds the objects the service shares and the
+short sequences that connect them (serve one signal, train and register, track).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from backend.config import Settings
+from backend.db import models as models_db
+from backend.db import trade_features
+from backend.db.errors import DatabaseError, translate
+from backend.ml import dataset as dataset_mod
+from backend.ml import performance_tracker, registry
+from backend.ml.candles import Candles
+from backend.ml.dataset import Dataset, build_dataset
+from backend.ml.feature_extractor import FEATURE_SET_VERSION, FeatureExtractor
+from backend.ml.labeling import labels_from_outcomes
+from backend.ml.metrics import classification_metrics
+from backend.ml.model_trainer import ModelTrainer
+from backend.ml.predictor import LoadedModel, Predictor, load_model
+from backend.ml.validation import holdout_split
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+ACTIVATION_CHANNEL = "ml_model_activated"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One entry signal from the bot, candles already validated."""
+
+    trade_id: str
+    symbol: str
+    timeframe: str
+    side: str
+    strategy: str
+    candles: Candles
+    signal_time: datetime
+    signal_strength: float | None = None
+    stop_price: float | None = None
+    target_price: float | None = None
+
+
+@dataclass(slots=True)
+class Scored:
+    """A served prediction: what the response says and what gets stored."""
+
+    prediction_id: uuid.UUID
+    signal: Signal
+    model: LoadedModel
+    probability: float
+    decision: str
+    threshold: float
+    vector: np.ndarray
+    contributions: dict[str, float] | None
+    latency_ms: float
+    created_at: datetime
+
+    def journal_entry(self) -> dict[str, Any]:
+        s = self.signal
+        names = self.model.feature_names
+        features = {n: (None if v != v else float(v)) for n, v in zip(names, self.vector.tolist(),
+                                                                         strict=True)}
+        return {
+            "feature": {
+                "trade_id": s.trade_id, "symbol": s.symbol, "timeframe": s.timeframe,
+                "side": s.side, "strategy": s.strategy, "signal_time": s.signal_time,
+                "feature_set_version": self.model.feature_set_version, "features": features,
+            },
+            "prediction": {
+                "id": self.prediction_id, "model_id": self.model.id, "trade_id": s.trade_id,
+                "probability": self.probability, "threshold": self.threshold,
+                "decision": self.decision, "contributions": self.contributions,
+                "latency_ms": self.latency_ms, "created_at": self.created_at,
+            },
+        }
+
+
+@dataclass
+class TrainOutcome:
+    model_id: int
+    name: str
+    version: int
+    promoted: bool
+    reason: str
+    metrics: dict[str, Any]
+    holdout: dict[str, Any]
+    n_samples: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class MLSystem:
+    def __init__(self, settings: Settings, pool: ConnectionPool | None = None) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.extractor = FeatureExtractor()
+        self.predictor = Predictor(threshold=settings.decision_threshold)
+        self._served: OrderedDict[str, dict[str, Any]] = OrderedDict()  # trade_id -> response
+        self._served_lock = threading.Lock()
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # ---- serving -----------------------------------------------------------------------
+    def score(self, signals: Sequence[Signal], *, explain: bool) -> list[Scored]:
+        """Features, probability and decision for each signal with the current model.
+
+        The model reference is taken once, so a swap mid-batch cannot mix two models."""
+        model = self.predictor.current
+        if model is None:
+            raise LookupError("no active model")
+        start = time.perf_counter()
+        vectors = [
+            self.extractor.signal_vector(
+                s.candles, side=s.side, strategy=s.strategy, signal_strength=s.signal_strength,
+                stop_price=s.stop_price, target_price=s.target_price)
+            for s in signals
+        ]
+        if len(vectors) == 1:
+            probs = [model.predict_one(vectors[0])]
+        else:
+            probs = model.predict_proba(np.vstack(vectors)).tolist()
+        threshold = self.predictor.threshold
+        now = datetime.now(UTC)
+        latency_ms = (time.perf_counter() - start) * 1000 / len(signals)
+        out = []
+        for s, x, p in zip(signals, vectors, probs, strict=True):
+            contribs = (model.top_contributions(x, self.settings.top_contributions)
+                        if explain else None)
+            out.append(Scored(uuid.uuid4(), s, model, float(p),
+                              "take" if p >= threshold else "skip", threshold, x, contribs,
+                              latency_ms, now))
+        return out
+
+    def remembered(self, trade_id: str) -> dict[str, Any] | None:
+        with self._served_lock:
+            return self._served.get(trade_id)
+
+    def remember(self, trade_id: str, response: dict[str, Any]) -> dict[str, Any]:
+        """Keep the first response per trade_id (the same id again returns it)."""
+        with self._served_lock:
+            existing = self._served.setdefault(trade_id, response)
+            self._served.move_to_end(trade_id)
+            while len(self._served) > 200_000:
+                self._served.popitem(last=False)
+            return existing
+
+    def enrich_contributions(self, entries: list[dict[str, Any]]) -> None:
+        """Writer hook: top contributions for stored predictions, computed in batches off
+        the request path (only for rows of the model still loaded)."""
+        model = self.predictor.current
+        if model is None:
+            return
+        todo = [e for e in entries if e.get("prediction") and e["feature"]
+                and e["prediction"].get("contributions") is None
+                and e["prediction"]["model_id"] == model.id]
+        if not todo:
+            return
+        X = np.array([[np.nan if e["feature"]["features"].get(n) is None
+                       else e["feature"]["features"][n] for n in model.feature_names]
+                      for e in todo], dtype=np.float64)
+        contribs = model.contributions(X)[:, :-1]
+        k = self.settings.top_contributions
+        names = model.feature_names
+        for e, row in zip(todo, contribs, strict=True):
+            top = np.argsort(-np.abs(row))[:k]
+            e["prediction"]["contributions"] = {names[i]: float(row[i]) for i in top}
+
+    # ---- model lifecycle ---------------------------------------------------------------
+    def _conn(self) -> Any:
+        if self.pool is None:
+            raise RuntimeError("MLSystem has no connection pool")
+        return self.pool.connection()
+
+    def load_active(self) -> LoadedModel | None:
+        """Load the active model of ``settings.model_name`` if it is not the one served."""
+        with self._conn() as conn:
+            row = models_db.get_active(conn, name=self.settings.model_name)
+        current = self.predictor.current
+        if row is None or (current is not None and current.id == row.id):
+            return current
+        model = load_model(row, cache_dir=self.settings.model_cache_dir,
+                           compile=self.settings.compile_models)
+        self.predictor.swap(model)
+        log.info("serving model %s v%d (id %d)", row.name, row.version, row.id)
+        return model
+
+    def activate(self, model_id: int, *, activated_by: str) -> models_db.ModelRow:
+        with self._conn() as conn:
+            row = models_db.activate(conn, model_id=model_id, activated_by=activated_by)
+        if row.name == self.settings.model_name:
+            self.load_active()
+        return row
+
+    def start_watching(self, db_url: str) -> None:
+        """Hot-swap on activation: LISTEN for NOTIFY, with polling as the fallback."""
+        self._watcher = threading.Thread(target=self._watch, args=(db_url,), daemon=True,
+                                         name="model-watcher")
+        self._watcher.start()
+
+    def stop_watching(self) -> None:
+        self._watch_stop.set()
+
+    def _watch(self, db_url: str) -> None:
+        poll = self.settings.model_poll_seconds
+        while not self._watch_stop.is_set():
+            try:
+                with psycopg.connect(db_url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {ACTIVATION_CHANNEL}")
+                    while not self._watch_stop.is_set():
+                        for _ in conn.notifies(timeout=poll, stop_after=1):
+                            break
+                        self.load_active()
+            except Exception as exc:  # keep watching through outages
+                log.debug("model watcher: %s", exc)
+                self._watch_stop.wait(poll)
+
+    # ---- training ----------------------------------------------------------------------
+    def dataset_from_candles(self, candles: Candles, *, strategies: Sequence[str] | None = None,
+                             symbol: str = "", timeframe: str = "") -> Dataset:
+        kwargs: dict[str, Any] = {"extractor": self.extractor}
+        if strategies:
+            kwargs["strategies"] = list(strategies)
+        return build_dataset(candles, **kwargs)
+
+    def dataset_from_database(self, *, symbol: str | None = None,
+                              timeframe: str | None = None) -> Dataset | None:
+        with self._conn() as conn:
+            rows = trade_features.labeled(conn, feature_set_version=FEATURE_SET_VERSION,
+                                          symbol=symbol, timeframe=timeframe)
+        if not rows:
+            return None
+        X, y, t0, t1 = labels_from_outcomes(rows)
+        returns = np.array([np.nan if r.realized_return is None else r.realized_return
+                            for r in rows])
+        import pandas as pd
+
+        meta = pd.DataFrame({"strategy": [r.strategy for r in rows],
+                             "side": [r.side for r in rows],
+                             "symbol": [r.symbol for r in rows]})
+        return Dataset(X=X, y=y, t0=t0, t1=t1, returns=returns, meta=meta)
+
+    def train(
+        self,
+        data: Dataset,
+        *,
+        algorithm: str = "xgboost",
+        trials: int | None = None,
+        seed: int | None = None,
+        name: str | None = None,
+        promote: bool = True,
+        show_progress: bool = False,
+        notes: str | None = None,
+        progress: Progress | None = None,
+    ) -> TrainOutcome:
+        """Tune and fit on all but the most recent window, register as candidate, and promote
+        only if it beats the active model on that held-out window."""
+        report = progress or (lambda _f, _m: None)
+        started = time.perf_counter()
+        name = name or self.settings.model_name
+        train_idx, hold_idx = holdout_split(data.t0, data.t1, fraction=0.2)
+        X_train, X_hold = data.X.iloc[train_idx], data.X.iloc[hold_idx]
+        y_train, y_hold = data.y[train_idx], data.y[hold_idx]
+        report(0.05, f"tuning {algorithm} on {len(train_idx)} rows")
+        trainer = ModelTrainer(
+            algorithm=algorithm,
+            n_trials=trials if trials is not None else self.settings.train_trials,
+            timeout=self.settings.train_timeout_seconds,
+            seed=seed if seed is not None else self.settings.train_seed,
+            threshold=self.settings.decision_threshold,
+            storage=(self.settings.optuna_storage.get_secret_value()
+                     if self.settings.optuna_storage else None),
+            show_progress=show_progress,
+        ).fit(X_train, y_train, data.t0[train_idx], data.t1[train_idx])
+        report(0.85, "evaluating on the held-out window")
+        holdout = self._holdout_report(trainer, X_hold, y_hold, y_train)
+        with self._conn() as conn:
+            row = registry.register(conn, trainer, name=name,
+                                    feature_set_version=FEATURE_SET_VERSION, notes=notes)
+            with translate(), conn.transaction():
+                conn.execute(
+                    "UPDATE public.ml_models SET metrics = metrics || %s::jsonb WHERE id = %s",
+                    (psycopg.types.json.Jsonb({"holdout": holdout}), row.id))
+            reason = "registered as candidate"
+            promoted = False
+            if promote:
+                result = registry.promote_if_better(conn, candidate=row, X_holdout=X_hold,
+                                                    y_holdout=y_hold)
+                promoted, reason = result.promoted, result.reason
+        if promoted and name == self.settings.model_name:
+            self.load_active()
+        report(1.0, "done")
+        return TrainOutcome(model_id=row.id, name=row.name, version=row.version,
+                            promoted=promoted, reason=reason, metrics=trainer.cv_report_,
+                            holdout=holdout, n_samples=len(train_idx),
+                            seconds=time.perf_counter() - started)
+
+    def _holdout_report(self, trainer: ModelTrainer, X_hold: Any, y_hold: np.ndarray,
+                        y_train: np.ndarray) -> dict[str, Any]:
+        """Out-of-sample figures on the held-out window, beside always-take."""
+        if len(y_hold) == 0:
+            return {}
+        model = LoadedModel.from_trainer(trainer) if hasattr(LoadedModel, "from_trainer") else None
+        if model is None:
+            import xgboost as xgb
+
+            booster = trainer.booster_
+            X = X_hold.to_numpy(dtype=np.float64)
+            if isinstance(booster, xgb.Booster):
+                prob = booster.inplace_predict(X)
+            else:
+                prob = booster.predict(X)
+        else:
+            prob = model.predict_proba(X_hold.to_numpy(dtype=np.float64))
+        t = self.settings.decision_threshold
+        base = float(np.mean(y_train))
+        return {
+            "model": classification_metrics(y_hold, np.asarray(prob), threshold=t),
+            "always_take": classification_metrics(y_hold, np.full(len(y_hold), base),
+                                                  threshold=min(t, base)),
+        }
+
+    # ---- tracking ----------------------------------------------------------------------
+    def track(self, *, days: int = 30) -> int:
+        with self._conn() as conn:
+            return performance_tracker.track(conn, days=days)
+
+
+def concat_datasets(parts: Sequence[Dataset | None]) -> Dataset:
+    present = [p for p in parts if p is not None and len(p.y)]
+    if not present:
+        raise ValueError("no labelled data: give candles or record exits first")
+    return present[0] if len(present) == 1 else dataset_mod.Dataset.concat(present)
+
+
+def database_reachable(pool: ConnectionPool) -> bool:
+    try:
+        with pool.connection(timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except (DatabaseError, psycopg.Error, Exception):
+        return False
