@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from backend.api.responses import FastJSONResponse
 from backend.db.errors import Conflict, DatabaseError, DatabaseUnavailable, InvalidData, NotFound
 from backend.ml.candles import CandleError
+from backend.ml.feature_extractor import SignalError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CandleError)
     async def candle_error(_: Request, exc: CandleError) -> FastJSONResponse:
         return FastJSONResponse(_detail(_loc(exc.field), exc.reason, "invalid_candles"), 422)
+
+    @app.exception_handler(SignalError)
+    async def signal_error(_: Request, exc: SignalError) -> FastJSONResponse:
+        return FastJSONResponse(_detail(_loc(exc.field), exc.reason, "invalid_signal"), 422)
 
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, exc: BadRequest) -> FastJSONResponse:

@@ -116,7 +116,8 @@ def make_candles(
     if n > 1:
         step = np.diff(t)
         if (step == 0).any():
-            raise CandleError(f"{field}[{int(np.argmax(step == 0)) + 1}].time", "duplicate timestamp")
+            raise CandleError(f"{field}[{int(np.argmax(step == 0)) + 1}].time",
+                              "duplicate timestamp")
         if (step < 0).any():
             raise CandleError(f"{field}[{int(np.argmax(step < 0)) + 1}].time",
                               "timestamps must be sorted ascending")

@@ -27,9 +27,8 @@ from backend.db.errors import DatabaseError, translate
 from backend.ml import dataset as dataset_mod
 from backend.ml import performance_tracker, registry
 from backend.ml.candles import Candles
-from backend.ml.dataset import Dataset, build_dataset
+from backend.ml.dataset import Dataset, build_dataset, dataset_from_outcomes
 from backend.ml.feature_extractor import FEATURE_SET_VERSION, FeatureExtractor
-from backend.ml.labeling import labels_from_outcomes
 from backend.ml.metrics import classification_metrics
 from backend.ml.model_trainer import ModelTrainer
 from backend.ml.predictor import LoadedModel, Predictor, load_model
@@ -246,15 +245,7 @@ class MLSystem:
                                           symbol=symbol, timeframe=timeframe)
         if not rows:
             return None
-        X, y, t0, t1 = labels_from_outcomes(rows)
-        returns = np.array([np.nan if r.realized_return is None else r.realized_return
-                            for r in rows])
-        import pandas as pd
-
-        meta = pd.DataFrame({"strategy": [r.strategy for r in rows],
-                             "side": [r.side for r in rows],
-                             "symbol": [r.symbol for r in rows]})
-        return Dataset(X=X, y=y, t0=t0, t1=t1, returns=returns, meta=meta)
+        return dataset_from_outcomes(rows, extractor=self.extractor)
 
     def train(
         self,
