@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     top_contributions: int = Field(default=5, ge=1, le=50)
     compile_models: bool = True  # treelite/tl2cgen compiled path; native booster fallback
     model_poll_seconds: float = 15.0  # fallback when LISTEN/NOTIFY is not delivered
+    compiled_model_dir: Path | None = None  # default: data_dir/compiled_models
 
     # --- write-behind -------------------------------------------------------------------
     writer_batch_size: int = 1000
@@ -76,7 +77,7 @@ class Settings(BaseSettings):
 
     @property
     def model_cache_dir(self) -> Path:
-        return self.data_dir / "compiled_models"
+        return self.compiled_model_dir or self.data_dir / "compiled_models"
 
 
 @lru_cache

@@ -15,13 +15,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from backend.db.pool import embedded_url
-
-
-def _with_dbname(url: str, dbname: str) -> str:
-    return psycopg.conninfo.make_conninfo(url, dbname=dbname)
+from tests.utils.pg import create_database, drop_database
 
 
 @pytest.fixture(scope="session")
@@ -32,27 +28,13 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return embedded_url(Path(tmp_path_factory.mktemp("pg")) / "data")
 
 
-def _create_database(admin_url: str, name: str, template: str | None = None) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        conn.execute(stmt)
-    return _with_dbname(admin_url, name)
-
-
-def _drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture
 def empty_db_url(pg_admin_url: str) -> Iterator[str]:
     """A new, empty database (no migration applied)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    url = _create_database(pg_admin_url, name)
+    url = create_database(pg_admin_url, name)
     yield url
-    _drop_database(pg_admin_url, name)
+    drop_database(pg_admin_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +42,7 @@ def migrated_template(pg_admin_url: str) -> str:
     from backend.apply_ml_migration import apply_migration
 
     name = f"tmpl_{uuid.uuid4().hex[:12]}"
-    url = _create_database(pg_admin_url, name)
+    url = create_database(pg_admin_url, name)
     apply_migration(url)
     return name
 
@@ -69,9 +51,9 @@ def migrated_template(pg_admin_url: str) -> str:
 def db_url(pg_admin_url: str, migrated_template: str) -> Iterator[str]:
     """A new database with the migration applied."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    url = _create_database(pg_admin_url, name, template=migrated_template)
+    url = create_database(pg_admin_url, name, template=migrated_template)
     yield url
-    _drop_database(pg_admin_url, name)
+    drop_database(pg_admin_url, name)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from backend.api.responses import FastJSONResponse
 from backend.db.errors import Conflict, DatabaseError, DatabaseUnavailable, InvalidData, NotFound
 from backend.ml.candles import CandleError
 from backend.ml.feature_extractor import SignalError
+from backend.positions.state import PositionError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SignalError)
     async def signal_error(_: Request, exc: SignalError) -> FastJSONResponse:
         return FastJSONResponse(_detail(_loc(exc.field), exc.reason, "invalid_signal"), 422)
+
+    @app.exception_handler(PositionError)
+    async def position_error(_: Request, exc: PositionError) -> FastJSONResponse:
+        return FastJSONResponse(_detail(_loc(exc.field), exc.reason, "invalid_position"), 422)
 
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, exc: BadRequest) -> FastJSONResponse:

@@ -30,7 +30,7 @@ from backend.ml.candles import Candles
 from backend.ml.dataset import Dataset, build_dataset, dataset_from_outcomes
 from backend.ml.feature_extractor import FEATURE_SET_VERSION, FeatureExtractor
 from backend.ml.metrics import classification_metrics
-from backend.ml.model_trainer import ModelTrainer
+from backend.ml.model_trainer import ModelTrainer, predict_booster
 from backend.ml.predictor import LoadedModel, Predictor, load_model
 from backend.ml.validation import holdout_split
 
@@ -307,18 +307,7 @@ class MLSystem:
         """Out-of-sample figures on the held-out window, beside always-take."""
         if len(y_hold) == 0:
             return {}
-        model = LoadedModel.from_trainer(trainer) if hasattr(LoadedModel, "from_trainer") else None
-        if model is None:
-            import xgboost as xgb
-
-            booster = trainer.booster_
-            X = X_hold.to_numpy(dtype=np.float64)
-            if isinstance(booster, xgb.Booster):
-                prob = booster.inplace_predict(X)
-            else:
-                prob = booster.predict(X)
-        else:
-            prob = model.predict_proba(X_hold.to_numpy(dtype=np.float64))
+        prob = predict_booster(trainer.booster_, X_hold.to_numpy(dtype=np.float64))
         t = self.settings.decision_threshold
         base = float(np.mean(y_train))
         return {

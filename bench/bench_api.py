@@ -1,0 +1,127 @@
+"""API throughput: a bare FastAPI endpoint vs POST /api/v1/predict (100 candles), side by
+side in one run, same uvicorn settings (one worker, uvloop, httptools, no access log), wrk
+on loopback at 16 connections.
+
+    python bench/bench_api.py [--duration 10] [--rounds 2] [--connections 16]
+
+Needs `wrk` (Debian package). Starts the embedded database in bench/out/data and trains a
+bootstrap model there on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.utils.market_slices import predict_body  # noqa: E402
+from tests.utils.service import BOT_KEY, free_port  # noqa: E402
+
+UVICORN = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--workers", "1",
+           "--log-level", "warning"]
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = "{key}"
+local body = [[{body}]]
+counter = 0
+request = function()
+  counter = counter + 1
+  local id = "bench-" .. tostring(counter) .. "-" .. tostring(math.random(1, 1e9))
+  local b = string.gsub(body, "BENCH_TRADE_ID", id)
+  return wrk.format(nil, nil, nil, b)
+end
+"""
+
+
+def wait(url: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+def wrk(url: str, duration: int, connections: int, script: Path | None) -> dict[str, float]:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale,
+            "errors": int(non2xx.group(1)) if non2xx else 0}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--duration", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--connections", type=int, default=16)
+    args = p.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk not found: apt-get install wrk", file=sys.stderr)
+        return 2
+    data_dir = REPO / "bench" / "out" / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TML_DATA_DIR": str(data_dir), "TML_BOT_API_KEYS": BOT_KEY,
+           "TML_ADMIN_API_KEYS": BOT_KEY + "-admin", "TML_BOOTSTRAP_TRIALS": "4"}
+    env.pop("DATABASE_URL", None)
+    bare_port, api_port = free_port(), free_port()
+    bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port",
+                             str(bare_port), *UVICORN], cwd=REPO, env=env)
+    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
+                            "backend.app:create_app", "--port", str(api_port), *UVICORN],
+                           cwd=REPO, env=env)
+    try:
+        wait(f"http://127.0.0.1:{bare_port}/constant")
+        wait(f"http://127.0.0.1:{api_port}/ready")
+        body = predict_body("BENCH_TRADE_ID", n=100)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+            fh.write(LUA.format(key=BOT_KEY, body=json.dumps(body)))
+            script = Path(fh.name)
+        results: dict[str, list[dict[str, float]]] = {"bare": [], "predict": []}
+        for _ in range(args.rounds):  # interleaved, so machine noise hits both alike
+            results["bare"].append(wrk(f"http://127.0.0.1:{bare_port}/constant",
+                                       args.duration, args.connections, None))
+            results["predict"].append(wrk(f"http://127.0.0.1:{api_port}/api/v1/predict",
+                                          args.duration, args.connections, script))
+        best = {k: max(v, key=lambda r: r["rps"]) for k, v in results.items()}
+        print(f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds "
+              "interleaved, best round of each")
+        print(f"{'endpoint':<34}{'req/s':>10}{'p99 ms':>10}{'non-2xx':>10}")
+        for name, label in (("bare", "(a) bare FastAPI constant JSON"),
+                            ("predict", "(b) POST /predict, 100 candles")):
+            r = best[name]
+            print(f"{label:<34}{r['rps']:>10.0f}{r['p99_ms']:>10.2f}{r['errors']:>10}")
+        ratio = best["predict"]["rps"] / best["bare"]["rps"]
+        print(f"\n(b)/(a) = {ratio:.1%} (goal >= 35%), p99 of (b) = "
+              f"{best['predict']['p99_ms']:.2f} ms (goal <= 15 ms)")
+        print("all rounds:", json.dumps(results))
+    finally:
+        for proc in (bare, api):
+            proc.terminate()
+            proc.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

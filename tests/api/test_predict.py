@@ -1,0 +1,204 @@
+"""POST /predict over HTTP against the real service and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+
+from tests.api.conftest import count_rows
+from tests.utils.market_slices import predict_body
+from tests.utils.service import ADMIN_KEY, BOT_KEY, Service
+
+
+def wait_for_rows(db_url: str, table: str, expected: int, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    n = count_rows(db_url, table)
+    while n < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        n = count_rows(db_url, table)
+    return n
+
+
+def test_prediction_lands_as_feature_row_and_prediction(service: Service, api_db_url: str):
+    with service.client() as http:
+        r = http.post("/api/v1/predict", json=predict_body("t-1"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert 0.0 <= body["probability"] <= 1.0
+    assert body["decision"] == ("take" if body["probability"] >= body["threshold"] else "skip")
+    assert body["contributions"] is None  # only with explain: true
+    assert wait_for_rows(api_db_url, "ml_predictions", 1) == 1
+    assert count_rows(api_db_url, "ml_trade_features", "trade_id = %s", ("t-1",)) == 1
+    assert count_rows(api_db_url, "ml_predictions", "trade_id = %s AND model_id = %s "
+                      "AND id = %s::uuid", ("t-1", body["model"]["id"],
+                                            body["prediction_id"])) == 1
+
+
+def test_same_trade_id_returns_stored_prediction_without_duplicate(service: Service,
+                                                                   api_db_url: str):
+    with service.client() as http:
+        first = http.post("/api/v1/predict", json=predict_body("dup-1")).json()
+        # a different candle window: the stored answer still comes back
+        again = http.post("/api/v1/predict", json=predict_body("dup-1", end=3500)).json()
+    assert again["duplicate"] is True
+    assert again["prediction_id"] == first["prediction_id"]
+    assert again["probability"] == first["probability"]
+    wait_for_rows(api_db_url, "ml_predictions", 1)
+    time.sleep(0.3)  # give a wrongly queued duplicate time to land
+    assert count_rows(api_db_url, "ml_predictions", "trade_id = 'dup-1'") == 1
+    assert count_rows(api_db_url, "ml_trade_features", "trade_id = 'dup-1'") == 1
+
+
+def test_explain_and_both_candle_forms(service: Service):
+    with service.client() as http:
+        cols = http.post("/api/v1/predict", json=predict_body("f-1", explain=True)).json()
+        rows = http.post("/api/v1/predict",
+                         json=predict_body("f-2", rows=True, explain=True)).json()
+    assert rows["probability"] == pytest.approx(cols["probability"], abs=1e-12)
+    assert isinstance(cols["contributions"], dict) and 1 <= len(cols["contributions"]) <= 5
+    assert set(cols["contributions"]) <= set(_feature_names(service))
+
+
+def _feature_names(service: Service) -> list[str]:
+    with service.client() as http:
+        model_id = http.get("/api/v1/models", params={"status": "active"}).json()["data"][0]["id"]
+        return http.get(f"/api/v1/models/{model_id}").json()["feature_names"]
+
+
+def test_batch_answers_in_order(service: Service, api_db_url: str):
+    bodies = [predict_body(f"b-{i}", end=2000 + 37 * i, side="long" if i % 2 else "short")
+              for i in range(6)]
+    with service.client() as http:
+        batch = http.post("/api/v1/predict/batch", json={"signals": bodies})
+        singles = [http.post("/api/v1/predict", json={**b, "trade_id": "s" + b["trade_id"]})
+                   .json() for b in bodies]
+    assert batch.status_code == 200, batch.text
+    data = batch.json()["data"]
+    assert [d["trade_id"] for d in data] == [b["trade_id"] for b in bodies]
+    for d, s in zip(data, singles, strict=True):
+        assert d["probability"] == pytest.approx(s["probability"], abs=1e-6)
+    assert wait_for_rows(api_db_url, "ml_predictions", 12) == 12
+
+
+def _nan_body() -> bytes:
+    body = predict_body("bad-nan")
+    raw = orjson.dumps(body).decode()
+    # JSON has no NaN literal; bots written in Python send one anyway
+    first_close = str(body["candles"]["close"][5])
+    return raw.replace(first_close, "NaN", 1).encode()
+
+
+def _mutate(key: str):
+    def apply(body: dict) -> dict:
+        c = body["candles"]
+        if key == "unsorted":
+            c["time"][10], c["time"][11] = c["time"][11], c["time"][10]
+        elif key == "duplicate":
+            c["time"][11] = c["time"][10]
+        elif key == "high_low":
+            c["high"][7] = c["low"][7] * 0.99
+        elif key == "few":
+            for k in c:
+                c[k] = c[k][:10]
+        elif key == "side":
+            body["side"] = "up"
+        elif key == "missing":
+            del body["symbol"]
+        elif key == "negative":
+            c["low"][3] = -1.0
+        return body
+    return apply
+
+
+@pytest.mark.parametrize(("case", "field", "reason"), [
+    ("missing", "symbol", "Field required"),
+    ("few", "candles", "at least"),
+    ("unsorted", "time", "sorted"),
+    ("duplicate", "time", "duplicate"),
+    ("high_low", "high", "high < low"),
+    ("side", "side", "long"),
+    ("negative", "low", "> 0"),
+])
+def test_bad_input_is_422_naming_field_and_reason_and_stores_nothing(
+        service: Service, api_db_url: str, case: str, field: str, reason: str):
+    body = _mutate(case)(predict_body(f"bad-{case}"))
+    with service.client() as http:
+        r = http.post("/api/v1/predict", json=body)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"][0]
+    assert field in [str(x) for x in detail["loc"]] or field in ".".join(map(str, detail["loc"]))
+    assert reason.lower() in detail["msg"].lower()
+    _assert_nothing_stored(service, api_db_url)
+
+
+def test_nan_candle_is_422(service: Service, api_db_url: str):
+    with service.client() as http:
+        r = http.post("/api/v1/predict", content=_nan_body(),
+                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"][0]
+    assert "close" in ".".join(map(str, detail["loc"])) or "nan" in detail["msg"].lower()
+    _assert_nothing_stored(service, api_db_url)
+
+
+def test_body_over_the_limit_is_413(api_db_url: str, tmp_path):
+    from tests.utils.service import start_service
+
+    svc = start_service(db_url=api_db_url, data_dir=tmp_path / "s",
+                        env={"TML_MAX_BODY_BYTES": "20000"})
+    try:
+        with svc.client() as http:
+            r = http.post("/api/v1/predict", json=predict_body("big", n=400))
+        assert r.status_code == 413
+        assert "exceeds" in r.json()["detail"][0]["msg"]
+    finally:
+        svc.stop()
+    assert count_rows(api_db_url, "ml_predictions") == 0
+
+
+def _assert_nothing_stored(service: Service, api_db_url: str) -> None:
+    with service.client() as http:  # the queue is empty: nothing was accepted
+        ready = http.get("/ready").json()
+    assert ready["writer"]["queue_depth"] == 0
+    assert count_rows(api_db_url, "ml_predictions") == 0
+    assert count_rows(api_db_url, "ml_trade_features") == 0
+
+
+def test_auth_missing_unknown_and_wrong_scope(service: Service):
+    body = predict_body("auth-1")
+    with service.client(key=None) as anon:
+        assert anon.post("/api/v1/predict", json=body).status_code == 401
+    with service.client(key="not-a-key") as wrong:
+        assert wrong.post("/api/v1/predict", json=body).status_code == 401
+    with service.client(key=BOT_KEY) as bot:
+        assert bot.post("/api/v1/predict", json=body).status_code == 200
+        assert bot.post("/api/v1/performance/refresh").status_code == 403
+        assert bot.post("/api/v1/models/1/activate").status_code == 403
+        assert bot.post("/api/v1/models/train", data={"sample": "GOOG"}).status_code == 403
+    with service.client(key=ADMIN_KEY) as admin:  # admin may do what bot may
+        assert admin.post("/api/v1/predict", json=predict_body("auth-2")).status_code == 200
+        assert admin.post("/api/v1/performance/refresh").status_code == 200
+
+
+def test_keys_never_appear_in_the_log(service: Service):
+    with service.client() as http:
+        http.post("/api/v1/predict", json=predict_body("log-1"))
+    with service.client(key="wrong-key-123") as http:
+        http.post("/api/v1/predict", json=predict_body("log-2"))
+    log = service.log()
+    assert BOT_KEY not in log and ADMIN_KEY not in log and "wrong-key-123" not in log
+
+
+def test_metrics_and_ready(service: Service):
+    with service.client() as http:
+        http.post("/api/v1/predict", json=predict_body("m-1"))
+        ready = http.get("/ready")
+        text = http.get("/metrics").text
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.json()["migration"] == "applied"
+    assert 'tml_predictions_total{decision=' in text
+    assert "tml_writer_queue_depth" in text and "tml_writer_journal_bytes" in text
+    assert "tml_active_model_version{" in text
+    assert 'tml_http_requests_total{method="POST",route="/api/v1/predict",status="200"}' in text
