@@ -159,7 +159,7 @@ def _evaluate(argv: list[str]) -> int:
     report = trainer.cv_report_
     if args.json:
         out = {k: report[k] for k in ("model", "always_take", "logistic")}
-        out["n_samples"] = int(len(data.y))
+        out["n_samples"] = len(data.y)
         out["folds"] = report.get("folds")
         sys.stdout.write(orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
     else:

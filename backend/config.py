@@ -15,7 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TML_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TML_", extra="ignore",
+                                      env_parse_none_str="none")
 
     # --- database -----------------------------------------------------------------------
     database_url: SecretStr | None = Field(

@@ -1,6 +1,7 @@
--- Trading-ML backend schema: 5 tables, 3 views, indexes, RLS.
--- Postgres 15+. Re-runnable (IF NOT EXISTS / OR REPLACE / guarded DO blocks) and free of
--- BEGIN/COMMIT: apply_ml_migration.py wraps the whole file in one transaction.
+-- Trading-ML backend schema: 5 tables (+ ml_schema_migrations), 16 indexes, a NOTIFY
+-- trigger, 3 views, RLS and role grants. Postgres 15+ (views use security_invoker).
+-- Re-runnable (IF NOT EXISTS / OR REPLACE / guarded DO blocks) and free of BEGIN/COMMIT:
+-- apply_ml_migration.py wraps the whole file in one transaction.
 
 -- ---------------------------------------------------------------------------------------
 -- Tables
@@ -119,5 +120,319 @@ CREATE TABLE IF NOT EXISTS public.position_exits (
     CHECK (exit_time > entry_time)
 );
 
--- TODO(helper): indexes (>= 15, each with the query it serves), the partial unique index
--- "one active model per name", 3 views (security_invoker), RLS, grants, NOTIFY trigger.
+-- Applied versions of this file (written by apply_ml_migration.py; on Supabase it also
+-- records the version in supabase_migrations.schema_migrations for `supabase db push`).
+CREATE TABLE IF NOT EXISTS public.ml_schema_migrations (
+    version             text        PRIMARY KEY,
+    name                text        NOT NULL,
+    checksum            text        NOT NULL CHECK (checksum ~ '^[0-9a-f]{64}$'),
+    applied_at          timestamptz NOT NULL DEFAULT now()
+);
+
+-- ---------------------------------------------------------------------------------------
+-- Indexes. Each names the query it serves. Already indexed by constraints (not repeated):
+-- ml_trade_features(trade_id) [label_trade, get, the predictions join], ml_models(name,
+-- version) [next version, newest version of a name], ml_predictions(trade_id, model_id)
+-- [get_by_trade_id, replay dedupe], ml_performance(date, model_id) [list_performance(since)],
+-- position_exits(trade_id) [get, idempotent insert].
+-- ---------------------------------------------------------------------------------------
+
+-- trade_features.labeled(symbol=, timeframe=) ordered by signal_time; per-market history.
+CREATE INDEX IF NOT EXISTS ml_trade_features_symbol_timeframe_time_idx
+    ON public.ml_trade_features (symbol, timeframe, signal_time);
+
+-- trade_features.labeled(feature_set_version=): training reads only labelled rows, in time
+-- order; partial, so the unlabelled rows of open trades cost nothing here.
+CREATE INDEX IF NOT EXISTS ml_trade_features_labeled_version_time_idx
+    ON public.ml_trade_features (feature_set_version, signal_time)
+    WHERE label IS NOT NULL;
+
+-- Analysts: signals and outcomes of one base strategy over a time range.
+CREATE INDEX IF NOT EXISTS ml_trade_features_strategy_time_idx
+    ON public.ml_trade_features (strategy, signal_time);
+
+-- models.get_active(name) / models.activate: at most one active model per name, enforced by
+-- the database, and the lookup of that model.
+CREATE UNIQUE INDEX IF NOT EXISTS ml_models_one_active_per_name
+    ON public.ml_models (name)
+    WHERE status = 'active';
+
+-- models.list_models(name=, status=) (GET /api/v1/models?name=&status=).
+CREATE INDEX IF NOT EXISTS ml_models_name_status_idx
+    ON public.ml_models (name, status);
+
+-- models.list_models(status=) newest first (GET /api/v1/models?status=candidate).
+CREATE INDEX IF NOT EXISTS ml_models_status_created_idx
+    ON public.ml_models (status, created_at DESC);
+
+-- models.list_models() unfiltered, newest first: GET /api/v1/models and the performance
+-- tracker paging through every model.
+CREATE INDEX IF NOT EXISTS ml_models_created_idx
+    ON public.ml_models (created_at DESC);
+
+-- predictions.with_features(model_id, since) (performance tracker, drift), the live counts
+-- of ml_model_performance_summary (all-time and last 30 days); also the model_id foreign key.
+CREATE INDEX IF NOT EXISTS ml_predictions_model_created_idx
+    ON public.ml_predictions (model_id, created_at);
+
+-- predictions.resolved_for_model(model_id, since) and the resolved-only aggregates of
+-- ml_model_performance_summary; partial: only predictions with an outcome.
+CREATE INDEX IF NOT EXISTS ml_predictions_resolved_model_created_idx
+    ON public.ml_predictions (model_id, created_at)
+    WHERE outcome IS NOT NULL;
+
+-- predictions.resolve(trade_id): the exit report updates only the unresolved predictions of
+-- its trade; partial, so the index stays as small as the set of open trades.
+CREATE INDEX IF NOT EXISTS ml_predictions_unresolved_trade_idx
+    ON public.ml_predictions (trade_id)
+    WHERE outcome IS NULL;
+
+-- performance.list_performance(model_id=, since=) (GET /api/v1/performance?model=);
+-- also the model_id foreign key.
+CREATE INDEX IF NOT EXISTS ml_performance_model_date_idx
+    ON public.ml_performance (model_id, date DESC);
+
+-- Exits in a time range (reports, "exits since t").
+CREATE INDEX IF NOT EXISTS position_exits_exit_time_idx
+    ON public.position_exits (exit_time);
+
+-- daily_exit_performance filtered by day (WHERE exit_date >= ...): the same expression the
+-- view groups by, so the filter is pushed into the index.
+CREATE INDEX IF NOT EXISTS position_exits_exit_date_reason_idx
+    ON public.position_exits (((exit_time AT TIME ZONE 'UTC')::date), exit_reason);
+
+-- Exits of one reason over time (how did stop-losses / ml_exit do last week?).
+CREATE INDEX IF NOT EXISTS position_exits_reason_time_idx
+    ON public.position_exits (exit_reason, exit_time);
+
+-- Exits of one symbol over time (per-market P&L).
+CREATE INDEX IF NOT EXISTS position_exits_symbol_time_idx
+    ON public.position_exits (symbol, exit_time);
+
+-- Live comparison of exit policies (policy_name over a time range); most manual exits have
+-- no policy, so partial.
+CREATE INDEX IF NOT EXISTS position_exits_policy_time_idx
+    ON public.position_exits (policy_name, exit_time)
+    WHERE policy_name IS NOT NULL;
+
+-- ---------------------------------------------------------------------------------------
+-- Model activation reaches every API replica: they LISTEN on ml_model_activated and reload.
+-- AFTER trigger, so the notification is delivered at COMMIT and never for a rollback.
+-- ---------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION public.ml_notify_model_activated()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY INVOKER
+    SET search_path = ''
+AS $$
+BEGIN
+    -- WHEN of a combined INSERT OR UPDATE trigger cannot read OLD, so the transition test
+    -- is here: notify only when the row becomes active, not on every update of an active row.
+    IF TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM 'active' THEN
+        PERFORM pg_catalog.pg_notify(
+            'ml_model_activated',
+            pg_catalog.json_build_object('id', NEW.id, 'name', NEW.name,
+                                         'version', NEW.version)::text);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER ml_models_notify_activated
+    AFTER INSERT OR UPDATE OF status ON public.ml_models
+    FOR EACH ROW
+    WHEN (NEW.status = 'active')
+    EXECUTE FUNCTION public.ml_notify_model_activated();
+
+-- ---------------------------------------------------------------------------------------
+-- Views for analysts. security_invoker: they run with the privileges (and RLS) of the caller,
+-- not of their owner, so they never widen access to the tables.
+-- ---------------------------------------------------------------------------------------
+
+-- Per model: training (out-of-sample) metrics stored by the trainer beside the live record.
+-- live_precision = wins among resolved 'take' decisions; live_base_rate (wins among all
+-- resolved) is its baseline: what always taking the signal would have scored.
+CREATE OR REPLACE VIEW public.ml_model_performance_summary
+    WITH (security_invoker = true) AS
+SELECT
+    m.id,
+    m.name,
+    m.version,
+    m.algorithm,
+    m.status,
+    m.created_at,
+    m.activated_at,
+    m.n_samples,
+    -- a non-numeric value yields NULL instead of making the whole view fail
+    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'roc_auc') = 'number'
+         THEN (m.metrics -> 'model' ->> 'roc_auc')::double precision END AS train_roc_auc,
+    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'accuracy') = 'number'
+         THEN (m.metrics -> 'model' ->> 'accuracy')::double precision END AS train_accuracy,
+    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'precision') = 'number'
+         THEN (m.metrics -> 'model' ->> 'precision')::double precision END AS train_precision,
+    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'brier') = 'number'
+         THEN (m.metrics -> 'model' ->> 'brier')::double precision END AS train_brier,
+    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'log_loss') = 'number'
+         THEN (m.metrics -> 'model' ->> 'log_loss')::double precision END AS train_log_loss,
+    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'base_rate') = 'number'
+         THEN (m.metrics -> 'model' ->> 'base_rate')::double precision END AS train_base_rate,
+    live.n_predictions,
+    live.n_resolved,
+    live.n_taken_resolved,
+    live.live_accuracy,
+    live.live_precision,
+    live.live_base_rate,
+    live.n_predictions_30d,
+    live.n_resolved_30d,
+    live.live_accuracy_30d,
+    live.live_precision_30d
+FROM public.ml_models AS m
+CROSS JOIN LATERAL (
+    SELECT
+        count(*) AS n_predictions,
+        count(*) FILTER (WHERE p.outcome IS NOT NULL) AS n_resolved,
+        count(*) FILTER (WHERE p.outcome IS NOT NULL AND p.decision = 'take')
+            AS n_taken_resolved,
+        avg(CASE WHEN (p.decision = 'take') = (p.outcome = 1) THEN 1.0 ELSE 0.0 END)
+            FILTER (WHERE p.outcome IS NOT NULL)::double precision AS live_accuracy,
+        avg(p.outcome::double precision)
+            FILTER (WHERE p.outcome IS NOT NULL AND p.decision = 'take') AS live_precision,
+        avg(p.outcome::double precision)
+            FILTER (WHERE p.outcome IS NOT NULL) AS live_base_rate,
+        count(*) FILTER (WHERE p.created_at >= now() - interval '30 days')
+            AS n_predictions_30d,
+        count(*) FILTER (WHERE p.outcome IS NOT NULL
+                           AND p.created_at >= now() - interval '30 days') AS n_resolved_30d,
+        avg(CASE WHEN (p.decision = 'take') = (p.outcome = 1) THEN 1.0 ELSE 0.0 END)
+            FILTER (WHERE p.outcome IS NOT NULL
+                      AND p.created_at >= now() - interval '30 days')::double precision
+            AS live_accuracy_30d,
+        avg(p.outcome::double precision)
+            FILTER (WHERE p.outcome IS NOT NULL AND p.decision = 'take'
+                      AND p.created_at >= now() - interval '30 days') AS live_precision_30d
+    FROM public.ml_predictions AS p
+    WHERE p.model_id = m.id
+) AS live;
+
+-- Per UTC day of exit and exit reason. avg_win / avg_loss are NULL on a day with no
+-- winning / losing trade (a zero-pnl trade is neither).
+CREATE OR REPLACE VIEW public.daily_exit_performance
+    WITH (security_invoker = true) AS
+SELECT
+    (e.exit_time AT TIME ZONE 'UTC')::date AS exit_date,
+    e.exit_reason,
+    count(*) AS trades,
+    count(*) FILTER (WHERE e.pnl > 0) AS wins,
+    (count(*) FILTER (WHERE e.pnl > 0))::double precision / count(*) AS win_rate,
+    avg(e.pnl) FILTER (WHERE e.pnl > 0) AS avg_win,
+    avg(e.pnl) FILTER (WHERE e.pnl < 0) AS avg_loss,
+    avg(e.pnl) AS avg_pnl,
+    sum(e.pnl) AS total_pnl,
+    avg(e.r_multiple) AS avg_r_multiple,
+    avg(e.mfe) AS avg_mfe,
+    avg(e.mae) AS avg_mae,
+    avg(e.holding_seconds) AS avg_holding_seconds
+FROM public.position_exits AS e
+GROUP BY (e.exit_time AT TIME ZONE 'UTC')::date, e.exit_reason;
+
+-- Per feature set version and feature key. n counts rows where the key holds a number;
+-- missing counts the other rows of that version (key absent, JSON null or non-numeric), so
+-- n + missing = rows of the version. stddev is the sample standard deviation.
+-- mean_winners / mean_losers compare labelled rows (label 1 / 0): a feature whose means
+-- differ is one the model can use.
+CREATE OR REPLACE VIEW public.ml_feature_statistics
+    WITH (security_invoker = true) AS
+WITH version_rows AS (
+    SELECT f.feature_set_version, count(*) AS n_rows
+    FROM public.ml_trade_features AS f
+    GROUP BY f.feature_set_version
+),
+feature_values AS (
+    SELECT
+        f.feature_set_version,
+        kv.key AS feature,
+        f.label,
+        CASE WHEN jsonb_typeof(kv.value) = 'number'
+             THEN (kv.value)::double precision END AS value
+    FROM public.ml_trade_features AS f
+    CROSS JOIN LATERAL jsonb_each(f.features) AS kv
+)
+SELECT
+    v.feature_set_version,
+    v.feature,
+    count(v.value) AS n,
+    avg(v.value) AS mean,
+    stddev_samp(v.value) AS stddev,
+    min(v.value) AS min,
+    max(v.value) AS max,
+    r.n_rows - count(v.value) AS missing,
+    count(v.value) FILTER (WHERE v.label = 1) AS n_winners,
+    count(v.value) FILTER (WHERE v.label = 0) AS n_losers,
+    avg(v.value) FILTER (WHERE v.label = 1) AS mean_winners,
+    avg(v.value) FILTER (WHERE v.label = 0) AS mean_losers
+FROM feature_values AS v
+JOIN version_rows AS r ON r.feature_set_version = v.feature_set_version
+GROUP BY v.feature_set_version, v.feature, r.n_rows;
+
+-- ---------------------------------------------------------------------------------------
+-- Row level security. No policy for anon/authenticated: with RLS on they see no row even if
+-- a grant slips through. The owner (postgres) and service_role (BYPASSRLS on Supabase) keep
+-- full access; the explicit service_role policy below keeps that true without BYPASSRLS.
+-- ---------------------------------------------------------------------------------------
+ALTER TABLE public.ml_trade_features    ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.ml_models            ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.ml_predictions       ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.ml_performance       ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.position_exits       ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.ml_schema_migrations ENABLE ROW LEVEL SECURITY;
+
+-- ---------------------------------------------------------------------------------------
+-- Grants, only for the roles that exist (Supabase has anon, authenticated, service_role; a
+-- plain Postgres has none of them and this block does nothing). Supabase's default
+-- privileges grant anon/authenticated ALL on every new table, view and sequence in public:
+-- revoke them on ours (the project-wide default privileges are left alone: they are not ours).
+-- ---------------------------------------------------------------------------------------
+DO $$
+DECLARE
+    tables   text[] := ARRAY['ml_trade_features', 'ml_models', 'ml_predictions',
+                             'ml_performance', 'position_exits', 'ml_schema_migrations'];
+    views    text[] := ARRAY['ml_model_performance_summary', 'daily_exit_performance',
+                             'ml_feature_statistics'];
+    -- identity sequences of the tables (ml_predictions uses uuid keys)
+    seqs     text[] := ARRAY['ml_trade_features_id_seq', 'ml_models_id_seq',
+                             'ml_performance_id_seq', 'position_exits_id_seq'];
+    role_name text;
+    obj      text;
+BEGIN
+    FOREACH role_name IN ARRAY ARRAY['anon', 'authenticated'] LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = role_name);
+        FOREACH obj IN ARRAY tables || views LOOP
+            EXECUTE format('REVOKE ALL ON TABLE public.%I FROM %I', obj, role_name);
+        END LOOP;
+        FOREACH obj IN ARRAY seqs LOOP
+            EXECUTE format('REVOKE ALL ON SEQUENCE public.%I FROM %I', obj, role_name);
+        END LOOP;
+        EXECUTE format('REVOKE ALL ON FUNCTION public.ml_notify_model_activated() FROM %I',
+                       role_name);
+    END LOOP;
+
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
+        FOREACH obj IN ARRAY tables LOOP
+            EXECUTE format('GRANT SELECT, INSERT, UPDATE ON TABLE public.%I TO service_role',
+                           obj);
+            IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policies
+                           WHERE schemaname = 'public' AND tablename = obj
+                             AND policyname = 'service_role_all') THEN
+                EXECUTE format('CREATE POLICY service_role_all ON public.%I AS PERMISSIVE '
+                               'FOR ALL TO service_role USING (true) WITH CHECK (true)', obj);
+            END IF;
+        END LOOP;
+        FOREACH obj IN ARRAY views LOOP
+            EXECUTE format('GRANT SELECT ON TABLE public.%I TO service_role', obj);
+        END LOOP;
+        FOREACH obj IN ARRAY seqs LOOP
+            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE public.%I TO service_role', obj);
+        END LOOP;
+    END IF;
+END;
+$$;

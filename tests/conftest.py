@@ -9,6 +9,7 @@ tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,13 @@ from tests.utils.pg import create_database, drop_database
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_admin_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if url:
         return url
-    return embedded_url(Path(tmp_path_factory.mktemp("pg")) / "data")
+    # Not under pytest's basetemp: pgserver runs postgres as user 'pgserver', and pytest
+    # resets its root-owned temp root to 0700 when another session starts.
+    return embedded_url(Path(tempfile.mkdtemp(prefix="tml-pg-")) / "data")
 
 
 @pytest.fixture

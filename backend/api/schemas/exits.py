@@ -65,6 +65,7 @@ class ExitEvaluateRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=True,  # NaN literals parse; the candle rules name the field
         json_schema_extra={"examples": [{
             "trade_id": "bot1-20240101-0001", "symbol": "EURUSD", "side": "long",
             "entry_time": "2023-11-14T23:13:20Z", "entry_price": 1.0716, "quantity": 10000,

@@ -23,8 +23,11 @@ _CANDLE_EXAMPLE = {
 
 
 class PredictRequest(BaseModel):
+    # allow_inf_nan: a NaN literal (Python's json.dumps emits one) parses, so the candle
+    # rules can name the field instead of a bare "invalid JSON".
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=True,
         json_schema_extra={"examples": [{
             "trade_id": "bot1-20240101-0001", "symbol": "EURUSD", "timeframe": "1h",
             "side": "long", "strategy": "ma_cross", "signal_strength": 0.8,
@@ -49,7 +52,7 @@ class PredictRequest(BaseModel):
 
 
 class PredictBatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=True)
     signals: list[PredictRequest] = Field(min_length=1, max_length=500)
 
 

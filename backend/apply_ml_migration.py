@@ -1,0 +1,354 @@
+"""Apply backend/supabase_migration_ml_tables.sql: one transaction, idempotent, recorded.
+
+Run from the repository root::
+
+    python backend/apply_ml_migration.py                 # DATABASE_URL, else embedded server
+    python backend/apply_ml_migration.py --status        # exit 0 only when applied, unchanged
+    python backend/apply_ml_migration.py --dry-run       # print what would run, change nothing
+
+The whole file runs in ONE transaction under a transaction-level advisory lock, so replicas
+that start at once apply it one after the other (the later ones see it recorded and do
+nothing) and a failure anywhere leaves the database exactly as it was. The applied version
+and the file's sha256 go to ``public.ml_schema_migrations`` and, on Supabase, also to
+``supabase_migrations.schema_migrations`` so that ``supabase db push`` sees it as applied.
+No server-side prepared statements are used, so Supabase's transaction pooler works too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python backend/apply_ml_migration.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+from psycopg import sql
+
+from backend.db.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    MigrationError,
+    translate,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATION_VERSION = "20261124000000"  # Supabase CLI style: <UTC timestamp>_<name>.sql
+MIGRATION_NAME = "ml_tables"
+DEFAULT_SQL_PATH = Path(__file__).resolve().parent / "supabase_migration_ml_tables.sql"
+
+# One key for every process applying this migration (hashtextextended is stable across
+# servers and versions, so any replica computes the same lock).
+LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('backend.apply_ml_migration', 0))"
+RECORDED_CHECKSUM_SQL = "SELECT checksum FROM public.ml_schema_migrations WHERE version = %s"
+MIGRATIONS_TABLE_SQL = "SELECT to_regclass('public.ml_schema_migrations') IS NOT NULL"
+RECORD_SQL = """
+INSERT INTO public.ml_schema_migrations (version, name, checksum)
+VALUES (%s, %s, %s)
+ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()
+"""
+SUPABASE_COLUMNS_SQL = """
+SELECT column_name FROM information_schema.columns
+WHERE table_schema = 'supabase_migrations' AND table_name = 'schema_migrations'
+"""
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    applied: bool  # False: the same version and checksum were already recorded (no-op)
+    version: str
+    checksum: str
+    message: str
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    applied: bool
+    version: str
+    recorded_checksum: str | None
+    file_checksum: str
+    changed: bool  # applied, but the file differs from what was applied
+
+
+def file_checksum(sql_path: Path | None = None) -> str:
+    return hashlib.sha256((sql_path or DEFAULT_SQL_PATH).read_bytes()).hexdigest()
+
+
+def is_applied(conn: psycopg.Connection) -> bool:
+    """Whether this migration's version is recorded (used by /ready)."""
+    with translate():
+        return _recorded_checksum(conn) is not None
+
+
+def migration_status(url: str, *, sql_path: Path | None = None) -> MigrationStatus:
+    checksum = file_checksum(sql_path)
+    with _connect(url) as conn, translate():
+        recorded = _recorded_checksum(conn)
+    return MigrationStatus(
+        applied=recorded is not None,
+        version=MIGRATION_VERSION,
+        recorded_checksum=recorded,
+        file_checksum=checksum,
+        changed=recorded is not None and recorded != checksum,
+    )
+
+
+def apply_migration(url: str, *, sql_path: Path | None = None) -> MigrationResult:
+    """Apply the migration file in one transaction; a no-op when already applied unchanged.
+
+    Raises MigrationError (SQL failure, with the line of the file) or DatabaseUnavailable;
+    in both cases nothing was changed.
+    """
+    path = sql_path or DEFAULT_SQL_PATH
+    text = path.read_text(encoding="utf-8")
+    checksum = hashlib.sha256(path.read_bytes()).hexdigest()
+    with _connect(url) as conn:
+        try:
+            with conn.transaction():
+                conn.execute(LOCK_SQL)
+                # read after the lock: a replica that waited sees what the first one recorded
+                recorded = _recorded_checksum(conn)
+                if recorded == checksum:
+                    return MigrationResult(False, MIGRATION_VERSION, checksum,
+                                           f"migration {MIGRATION_VERSION} already applied")
+                _execute_file(conn, text, path)
+                conn.execute(RECORD_SQL, (MIGRATION_VERSION, MIGRATION_NAME, checksum))
+                _record_for_supabase(conn, text)
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(_clean(str(exc), url)) from exc
+        except psycopg.Error as exc:
+            raise MigrationError(_clean(str(exc), url)) from exc
+    if recorded is None:
+        return MigrationResult(True, MIGRATION_VERSION, checksum,
+                               f"migration {MIGRATION_VERSION} applied")
+    message = (f"migration {MIGRATION_VERSION} re-applied: the file changed since it was "
+               f"applied (checksum {recorded[:12]}... -> {checksum[:12]}...)")
+    log.warning(message)
+    return MigrationResult(True, MIGRATION_VERSION, checksum, message)
+
+
+def _connect(url: str) -> psycopg.Connection:
+    # autocommit: the transaction is opened explicitly; prepare_threshold=None: no prepared
+    # statements, so pgbouncer/Supavisor in transaction mode is fine.
+    with translate():
+        try:
+            return psycopg.connect(url, autocommit=True, prepare_threshold=None,
+                                   connect_timeout=10)
+        except psycopg.ProgrammingError as exc:  # malformed conninfo
+            raise DatabaseUnavailable(_clean(f"invalid database URL: {exc}", url)) from exc
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(_clean(str(exc).strip(), url)) from exc
+
+
+def _recorded_checksum(conn: psycopg.Connection) -> str | None:
+    if not conn.execute(MIGRATIONS_TABLE_SQL).fetchone()[0]:
+        return None
+    row = conn.execute(RECORDED_CHECKSUM_SQL, (MIGRATION_VERSION,)).fetchone()
+    return row[0] if row else None
+
+
+def _execute_file(conn: psycopg.Connection, text: str, path: Path) -> None:
+    """Run the file statement by statement (inside the caller's transaction).
+
+    One statement at a time so that a failure names its line in the file: Postgres gives no
+    position for many errors (a runtime error, a bad column in CREATE INDEX...).
+    """
+    for offset, statement in split_statements(text):
+        try:
+            conn.execute(statement)  # no parameters: sent as a simple-protocol query
+        except psycopg.Error as exc:
+            if isinstance(exc, psycopg.OperationalError) and conn.broken:
+                raise
+            where = _line_col(text, offset, statement, exc)
+            raise MigrationError(f"{path.name}:{where}: {_diag(exc)}") from exc
+
+
+# Tokens that may contain a ';' that does not end a statement, and the ';' that does.
+_SQL_TOKEN = re.compile(r"""
+      --[^\n]*                 # line comment
+    | /\*.*?\*/                # block comment
+    | '(?:[^']|'')*'           # string literal
+    | "(?:[^"]|"")*"           # quoted identifier
+    | (\$[A-Za-z_]*\$).*?\1    # dollar-quoted body (functions, DO blocks)
+    | ;
+""", re.S | re.X)
+_COMMENT_OR_SPACE = re.compile(r"\s+|--[^\n]*|/\*.*?\*/", re.S)
+_LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.S)
+
+
+def split_statements(text: str) -> list[tuple[int, str]]:
+    """(offset in text, statement) for each statement; comment-only chunks are dropped."""
+    bounds, start = [], 0
+    for m in _SQL_TOKEN.finditer(text):
+        if m.group() == ";":
+            bounds.append((start, m.end()))
+            start = m.end()
+    bounds.append((start, len(text)))
+    return [(a, text[a:b]) for a, b in bounds
+            if _COMMENT_OR_SPACE.sub("", text[a:b]).strip(";")]
+
+
+def _line_col(text: str, offset: int, statement: str, exc: psycopg.Error) -> str:
+    """line:column in the file of the error (or of the statement's first SQL line)."""
+    pos = exc.diag.statement_position if exc.diag else None
+    if pos and pos.isdigit():  # 1-based character position within the statement
+        at = offset + int(pos) - 1
+    else:
+        at = offset + _LEADING.match(statement).end()
+    line = text.count("\n", 0, at) + 1
+    return f"{line}:{at - text.rfind(chr(10), 0, at)}"
+
+
+def _diag(exc: psycopg.Error) -> str:
+    diag = exc.diag
+    parts = [diag.message_primary or str(exc).strip()]
+    if diag.sqlstate:
+        parts[0] = f"{parts[0]} [SQLSTATE {diag.sqlstate}]"
+    if diag.message_detail:
+        parts.append(f"detail: {diag.message_detail}")
+    if diag.context:
+        parts.append(f"context: {' / '.join(diag.context.strip().splitlines())}")
+    return "; ".join(parts)
+
+
+def _record_for_supabase(conn: psycopg.Connection, text: str) -> None:
+    """On Supabase, mark the version applied for the CLI (columns differ between versions)."""
+    columns = {r[0] for r in conn.execute(SUPABASE_COLUMNS_SQL).fetchall()}
+    if "version" not in columns:
+        return
+    values: dict[str, object] = {"version": MIGRATION_VERSION}
+    if "name" in columns:
+        values["name"] = MIGRATION_NAME
+    if "statements" in columns:
+        values["statements"] = [text]
+    stmt = sql.SQL(
+        "INSERT INTO supabase_migrations.schema_migrations ({}) VALUES ({}) "
+        "ON CONFLICT DO NOTHING"
+    ).format(sql.SQL(", ").join(map(sql.Identifier, values)),
+             sql.SQL(", ").join(sql.Placeholder() * len(values)))
+    conn.execute(stmt, list(values.values()))
+
+
+# ---- secrets never reach the output -------------------------------------------------------
+_URL_PASSWORD = re.compile(r"(?P<pre>://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)")
+_KV_PASSWORD = re.compile(r"(?P<pre>password\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+
+
+def _clean(message: str, url: str) -> str:
+    """The message with the URL's password removed, wherever it appears."""
+    secrets = [m.group("pw") for m in _URL_PASSWORD.finditer(url)]
+    secrets += [m.group("pw").strip("'") for m in _KV_PASSWORD.finditer(url)]
+    for secret in filter(None, secrets):
+        message = message.replace(secret, "***")
+    message = _URL_PASSWORD.sub(r"\g<pre>***\g<post>", message)
+    return _KV_PASSWORD.sub(r"\g<pre>***", message)
+
+
+def describe_target(url: str) -> str:
+    """host/port/database/user of a URL, without the password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return _clean(url, url)
+    host = info.get("host") or "localhost"
+    shown = f"host={host} port={info.get('port') or 5432} dbname={info.get('dbname') or '?'}"
+    shown += f" user={info.get('user') or '?'}"
+    return shown + (" password=***" if info.get("password") else "")
+
+
+# ---- command line ------------------------------------------------------------------------
+def _default_url() -> tuple[str | None, str]:
+    """(url or None when the embedded server would be used, description of the target)."""
+    url = os.environ.get("DATABASE_URL") or os.environ.get("TML_DATABASE_URL")
+    if url:
+        return url, describe_target(url)
+    from backend.config import Settings
+
+    return None, f"embedded PostgreSQL in {Settings().pg_data_dir.resolve()}"
+
+
+def _resolve_url(url: str | None) -> str:
+    if url is not None:
+        return url
+    from backend.config import Settings
+    from backend.db.pool import database_url
+
+    return database_url(Settings())
+
+
+def _dry_run(target: str, sql_path: Path) -> int:
+    text = sql_path.read_text(encoding="utf-8")
+    print(f"-- dry run: nothing is executed. target: {target}")
+    print(f"-- migration {MIGRATION_VERSION}_{MIGRATION_NAME} from {sql_path}")
+    print(f"-- sha256 {file_checksum(sql_path)}")
+    print("BEGIN;")
+    print(f"{LOCK_SQL};")
+    print(text.rstrip())
+    print(f"INSERT INTO public.ml_schema_migrations (version, name, checksum) VALUES "
+          f"('{MIGRATION_VERSION}', '{MIGRATION_NAME}', '{file_checksum(sql_path)}') "
+          "ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now();")
+    print("-- on Supabase also: INSERT INTO supabase_migrations.schema_migrations "
+          f"(version, name, statements) VALUES ('{MIGRATION_VERSION}', '{MIGRATION_NAME}', ...) "
+          "ON CONFLICT DO NOTHING;")
+    print("COMMIT;")
+    return 0
+
+
+def _status(url: str, target: str, sql_path: Path) -> int:
+    st = migration_status(url, sql_path=sql_path)
+    if not st.applied:
+        print(f"migration {st.version}: NOT applied ({target})")
+        return 1
+    print(f"migration {st.version}: applied ({target}), checksum {st.recorded_checksum}")
+    if st.changed:
+        print(f"WARNING: {sql_path.name} changed since it was applied (file checksum "
+              f"{st.file_checksum}); run the script again to re-apply it", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="apply_ml_migration",
+        description="Apply the trading-ML schema (idempotent, one transaction).",
+    )
+    parser.add_argument("--database-url",
+                        help="Postgres URL (default: $DATABASE_URL, else the embedded server)")
+    parser.add_argument("--file", type=Path, default=DEFAULT_SQL_PATH,
+                        help="migration SQL file (default: %(default)s)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--dry-run", action="store_true",
+                       help="print the SQL that would run and the target; change nothing")
+    group.add_argument("--status", action="store_true",
+                       help="exit 0 when applied and unchanged, 1 otherwise")
+    args = parser.parse_args(argv)
+
+    url, target = ((args.database_url, describe_target(args.database_url))
+                   if args.database_url else _default_url())
+    try:
+        if not args.file.is_file():
+            print(f"error: migration file not found: {args.file}", file=sys.stderr)
+            return 2
+        if args.dry_run:
+            return _dry_run(target, args.file)
+        resolved = _resolve_url(url)
+        if args.status:
+            return _status(resolved, target, args.file)
+        result = apply_migration(resolved, sql_path=args.file)
+    except DatabaseError as exc:
+        message = " ".join(_clean(str(exc), url or "").split())  # one line
+        print(f"error: {type(exc).__name__}: {message} ({target})", file=sys.stderr)
+        return 2
+    print(f"{result.message} ({target}); checksum {result.checksum}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""ml_predictions: one row per prediction served; the outcome arrives with the trade's exit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import class_row
+
+from backend.db.errors import translate
+from backend.db.trade_features import jsonb_param
+
+INSERT_COLUMNS = ("id", "model_id", "trade_id", "probability", "threshold", "decision",
+                  "contributions", "latency_ms", "created_at", "outcome", "realized_return",
+                  "resolved_at")
+_COLS = ", ".join(INSERT_COLUMNS)
+
+# Bulk path as in trade_features: COPY to a constraint-free stage, then one INSERT that checks
+# the constraints and skips ids already stored (a replayed batch inserts nothing).
+CREATE_STAGE_SQL = f"""
+CREATE TEMP TABLE _tml_stage_predictions ON COMMIT DROP AS
+SELECT {_COLS} FROM public.ml_predictions WITH NO DATA
+"""
+COPY_STAGE_SQL = f"COPY _tml_stage_predictions ({_COLS}) FROM STDIN"
+INSERT_FROM_STAGE_SQL = f"""
+INSERT INTO public.ml_predictions ({_COLS})
+SELECT {_COLS} FROM _tml_stage_predictions
+ON CONFLICT DO NOTHING
+"""
+DROP_STAGE_SQL = "DROP TABLE _tml_stage_predictions"
+
+GET_SQL = "SELECT * FROM public.ml_predictions WHERE id = %(id)s"
+BY_TRADE_SQL = """
+SELECT * FROM public.ml_predictions WHERE trade_id = %(trade_id)s ORDER BY created_at, id
+"""
+RESOLVE_SQL = """
+UPDATE public.ml_predictions
+SET outcome = %(outcome)s, realized_return = %(realized_return)s, resolved_at = %(resolved_at)s
+WHERE trade_id = %(trade_id)s AND outcome IS NULL
+"""
+RESOLVED_FOR_MODEL_SQL = """
+SELECT * FROM public.ml_predictions
+WHERE model_id = %(model_id)s AND outcome IS NOT NULL
+"""
+AND_SINCE_SQL = " AND created_at >= %(since)s"
+ORDER_SQL = " ORDER BY created_at, id"
+_P_COLS = ", ".join(f"p.{c}" for c in INSERT_COLUMNS)
+WITH_FEATURES_SQL = f"""
+SELECT {_P_COLS}, f.features
+FROM public.ml_predictions AS p
+JOIN public.ml_trade_features AS f ON f.trade_id = p.trade_id
+WHERE p.model_id = %(model_id)s
+"""
+AND_P_SINCE_SQL = " AND p.created_at >= %(since)s"
+P_ORDER_SQL = " ORDER BY p.created_at, p.id"
+
+
+@dataclass
+class PredictionRow:
+    id: UUID
+    model_id: int
+    trade_id: str
+    probability: float
+    threshold: float
+    decision: str
+    contributions: dict[str, float] | None
+    latency_ms: float | None
+    created_at: datetime
+    outcome: int | None = None
+    realized_return: float | None = None
+    resolved_at: datetime | None = None
+
+
+def insert_many(conn: psycopg.Connection, rows: Sequence[PredictionRow]) -> int:
+    """Insert predictions whose id (and trade_id, model_id) is new; returns how many."""
+    if not rows:
+        return 0
+    with translate(), conn.transaction(), conn.cursor() as cur:
+        cur.execute(CREATE_STAGE_SQL)
+        with cur.copy(COPY_STAGE_SQL) as copy:
+            for r in rows:
+                copy.write_row((r.id, r.model_id, r.trade_id, r.probability, r.threshold,
+                                r.decision, jsonb_param(r.contributions), r.latency_ms,
+                                r.created_at, r.outcome, r.realized_return, r.resolved_at))
+        cur.execute(INSERT_FROM_STAGE_SQL)
+        inserted = cur.rowcount
+        cur.execute(DROP_STAGE_SQL)  # now, so a caller's outer transaction can call again
+        return inserted
+
+
+def get(conn: psycopg.Connection, *, prediction_id: UUID) -> PredictionRow | None:
+    with translate(), conn.cursor(row_factory=class_row(PredictionRow)) as cur:
+        return cur.execute(GET_SQL, {"id": prediction_id}).fetchone()
+
+
+def get_by_trade_id(conn: psycopg.Connection, *, trade_id: str) -> list[PredictionRow]:
+    with translate(), conn.cursor(row_factory=class_row(PredictionRow)) as cur:
+        return cur.execute(BY_TRADE_SQL, {"trade_id": trade_id}).fetchall()
+
+
+def resolve(conn: psycopg.Connection, *, trade_id: str, outcome: int,
+            realized_return: float | None, resolved_at: datetime) -> int:
+    """Record the outcome on the trade's not yet resolved predictions; returns how many."""
+    params = {"trade_id": trade_id, "outcome": outcome, "realized_return": realized_return,
+              "resolved_at": resolved_at}
+    with translate():
+        return conn.execute(RESOLVE_SQL, params).rowcount
+
+
+def resolved_for_model(conn: psycopg.Connection, *, model_id: int,
+                       since: datetime | None = None) -> list[PredictionRow]:
+    """Resolved predictions of a model made at or after ``since``, oldest first."""
+    query = RESOLVED_FOR_MODEL_SQL + (AND_SINCE_SQL if since is not None else "") + ORDER_SQL
+    with translate(), conn.cursor(row_factory=class_row(PredictionRow)) as cur:
+        return cur.execute(query, {"model_id": model_id, "since": since}).fetchall()
+
+
+def with_features(conn: psycopg.Connection, *, model_id: int,
+                  since: datetime | None = None) -> list[tuple[PredictionRow, dict[str, Any]]]:
+    """A model's predictions made at or after ``since`` with their trade's features jsonb.
+
+    Predictions whose trade has no feature row are left out (drift needs the features).
+    """
+    query = WITH_FEATURES_SQL + (AND_P_SINCE_SQL if since is not None else "") + P_ORDER_SQL
+    with translate():
+        rows = conn.execute(query, {"model_id": model_id, "since": since}).fetchall()
+    return [(PredictionRow(**dict(zip(INSERT_COLUMNS, r[:-1], strict=True))), r[-1])
+            for r in rows]

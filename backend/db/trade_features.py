@@ -1,0 +1,138 @@
+"""ml_trade_features: one row per signal the bot asked about, labelled when the trade closes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from backend.db.errors import translate
+
+COLUMNS = ("trade_id", "symbol", "timeframe", "side", "strategy", "signal_time",
+           "feature_set_version", "features", "label", "realized_return", "realized_pnl",
+           "closed_at")
+_COLS = ", ".join(COLUMNS)
+
+# Bulk path: COPY into a temporary copy of the columns (no constraints), then one INSERT that
+# checks every constraint and skips trade_ids already stored, so a replayed batch adds nothing.
+CREATE_STAGE_SQL = f"""
+CREATE TEMP TABLE _tml_stage_trade_features ON COMMIT DROP AS
+SELECT {_COLS} FROM public.ml_trade_features WITH NO DATA
+"""
+COPY_STAGE_SQL = f"COPY _tml_stage_trade_features ({_COLS}) FROM STDIN"
+INSERT_FROM_STAGE_SQL = f"""
+INSERT INTO public.ml_trade_features ({_COLS})
+SELECT {_COLS} FROM _tml_stage_trade_features
+ON CONFLICT (trade_id) DO NOTHING
+"""
+DROP_STAGE_SQL = "DROP TABLE _tml_stage_trade_features"
+
+GET_SQL = "SELECT * FROM public.ml_trade_features WHERE trade_id = %(trade_id)s"
+LABEL_SQL = """
+UPDATE public.ml_trade_features
+SET label = %(label)s, realized_return = %(realized_return)s,
+    realized_pnl = %(realized_pnl)s, closed_at = %(closed_at)s
+WHERE trade_id = %(trade_id)s
+"""
+LABELED_SQL = """
+SELECT * FROM public.ml_trade_features
+WHERE feature_set_version = %(feature_set_version)s AND label IS NOT NULL
+"""
+AND_SYMBOL_SQL = " AND symbol = %(symbol)s"
+AND_TIMEFRAME_SQL = " AND timeframe = %(timeframe)s"
+ORDER_BY_SIGNAL_TIME_SQL = " ORDER BY signal_time, id"
+EXISTING_SQL = "SELECT trade_id FROM public.ml_trade_features WHERE trade_id = ANY(%(ids)s)"
+
+
+@dataclass
+class TradeFeatureRow:
+    trade_id: str
+    symbol: str
+    timeframe: str
+    side: str
+    strategy: str
+    signal_time: datetime
+    feature_set_version: str
+    features: dict[str, float | None]
+    label: int | None = None
+    realized_return: float | None = None
+    realized_pnl: float | None = None
+    closed_at: datetime | None = None
+    id: int | None = None
+    created_at: datetime | None = None
+
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _dumps(value: Any) -> str:
+    # JSON has no NaN/inf and Postgres rejects them; orjson writes them as null (= missing).
+    return orjson.dumps(value, option=_JSON_OPTIONS).decode()
+
+
+def jsonb_param(value: Any) -> Jsonb | None:
+    """A jsonb query parameter (None stays SQL NULL); non-finite floats become null."""
+    return None if value is None else Jsonb(value, dumps=_dumps)
+
+
+def insert_many(conn: psycopg.Connection, rows: Sequence[TradeFeatureRow]) -> int:
+    """Insert rows whose trade_id is new; returns how many were inserted (idempotent)."""
+    if not rows:
+        return 0
+    with translate(), conn.transaction(), conn.cursor() as cur:
+        cur.execute(CREATE_STAGE_SQL)
+        with cur.copy(COPY_STAGE_SQL) as copy:
+            for r in rows:
+                copy.write_row((r.trade_id, r.symbol, r.timeframe, r.side, r.strategy,
+                                r.signal_time, r.feature_set_version, jsonb_param(r.features),
+                                r.label, r.realized_return, r.realized_pnl, r.closed_at))
+        cur.execute(INSERT_FROM_STAGE_SQL)
+        inserted = cur.rowcount
+        # dropped now (not only at commit) so a caller's outer transaction can call again
+        cur.execute(DROP_STAGE_SQL)
+        return inserted
+
+
+def get(conn: psycopg.Connection, *, trade_id: str) -> TradeFeatureRow | None:
+    with translate(), conn.cursor(row_factory=class_row(TradeFeatureRow)) as cur:
+        return cur.execute(GET_SQL, {"trade_id": trade_id}).fetchone()
+
+
+def label_trade(conn: psycopg.Connection, *, trade_id: str, label: int,
+                realized_return: float | None, realized_pnl: float | None,
+                closed_at: datetime | None) -> bool:
+    """Store the outcome of a closed trade; False when no feature row has that trade_id."""
+    params = {"trade_id": trade_id, "label": label, "realized_return": realized_return,
+              "realized_pnl": realized_pnl, "closed_at": closed_at}
+    with translate():
+        return conn.execute(LABEL_SQL, params).rowcount > 0
+
+
+def labeled(conn: psycopg.Connection, *, feature_set_version: str, symbol: str | None = None,
+            timeframe: str | None = None) -> list[TradeFeatureRow]:
+    """Labelled rows of one feature set version (optionally one market), by signal_time."""
+    query = LABELED_SQL
+    if symbol is not None:
+        query += AND_SYMBOL_SQL
+    if timeframe is not None:
+        query += AND_TIMEFRAME_SQL
+    query += ORDER_BY_SIGNAL_TIME_SQL
+    params = {"feature_set_version": feature_set_version, "symbol": symbol,
+              "timeframe": timeframe}
+    with translate(), conn.cursor(row_factory=class_row(TradeFeatureRow)) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def existing_trade_ids(conn: psycopg.Connection, *, trade_ids: Sequence[str]) -> set[str]:
+    """The subset of ``trade_ids`` that already has a feature row."""
+    if not trade_ids:
+        return set()
+    with translate():
+        rows = conn.execute(EXISTING_SQL, {"ids": list(trade_ids)}).fetchall()
+    return {r[0] for r in rows}

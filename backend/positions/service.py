@@ -1,0 +1,116 @@
+"""Exit advice and exit recording: the logic behind /exits/evaluate and /exits.
+
+``evaluate`` is pure (candles in, advice out). ``record_exit`` writes in one transaction:
+the position_exits row (once per trade_id), the label on the trade's ml_trade_features row
+and the outcome on its ml_predictions, so a reported exit is either fully applied or not
+at all, and reporting it again changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+
+from backend.api.schemas.candles import candles_to_arrays
+from backend.api.schemas.exits import (
+    ExitEvaluateRequest,
+    ExitEvaluateResponse,
+    ExitRecordRequest,
+    ExitRecordResponse,
+)
+from backend.db import position_exits, predictions, trade_features
+from backend.db.position_exits import PositionExitRow
+from backend.positions.params import ProbabilityProvider, params_to_dict
+from backend.positions.policies import get_policy
+from backend.positions.state import PositionState, observe
+
+
+def evaluate(req: ExitEvaluateRequest, *,
+             probability_provider: ProbabilityProvider | None = None) -> ExitEvaluateResponse:
+    """Advice for the open position at the close of the last candle.
+
+    Raises
+    ------
+    CandleError
+        Invalid candles (field path under ``candles``).
+    PositionError
+        Invalid policy parameters, or ``ml_exit`` without a probability provider.
+    """
+    candles = candles_to_arrays(req.candles, field="candles")
+    name, policy, params = get_policy(req.policy, req.params)
+    if name == "ml_exit" and probability_provider is not None:
+        params = type(params)(**{**params_to_dict(params), "provider": probability_provider})
+    state = PositionState(
+        side=req.side, entry_price=req.entry_price, entry_time=int(req.entry_time.timestamp()),
+        initial_stop=req.initial_stop, current_stop=req.current_stop or req.initial_stop,
+        target=req.target, quantity=req.quantity,
+    )
+    state = observe(state, candles)
+    decision = policy(state, candles, params)
+    last_close = float(candles.close[-1])
+    return ExitEvaluateResponse(
+        trade_id=req.trade_id, action=decision.action, reason=decision.reason,
+        stop=decision.stop, target=decision.target,
+        partial_fraction=decision.partial_fraction, r_multiple=state.r_at(last_close),
+        mfe=state.mfe, mae=state.mae, bars_held=state.bars_held, last_close=last_close,
+        last_candle_time=datetime.fromtimestamp(int(candles.time[-1]), UTC),
+        policy=name, policy_params=params_to_dict(params),
+    )
+
+
+def exit_row(req: ExitRecordRequest) -> PositionExitRow:
+    """The position_exits row of a report: pnl (net), return_pct (%), R multiple."""
+    sign = 1.0 if req.side == "long" else -1.0
+    notional = req.entry_price * req.quantity
+    pnl = req.pnl if req.pnl is not None else (
+        sign * (req.exit_price - req.entry_price) * req.quantity - (req.fees or 0.0))
+    r_multiple = None
+    if req.initial_stop is not None:
+        r_multiple = pnl / (abs(req.entry_price - req.initial_stop) * req.quantity)
+    return PositionExitRow(
+        trade_id=req.trade_id, symbol=req.symbol, side=req.side,
+        entry_time=req.entry_time, exit_time=req.exit_time, entry_price=req.entry_price,
+        exit_price=req.exit_price, quantity=req.quantity, exit_reason=req.exit_reason,
+        pnl=pnl, return_pct=pnl / notional * 100.0, r_multiple=r_multiple,
+        mfe=req.mfe, mae=req.mae,
+        holding_seconds=(req.exit_time - req.entry_time).total_seconds(),
+        policy_name=req.policy_name, policy_params=req.policy_params,
+    )
+
+
+def record_exit(conn: psycopg.Connection, req: ExitRecordRequest
+                ) -> tuple[PositionExitRow, bool]:
+    """Store the exit, label the trade's feature row and resolve its predictions, in one
+    transaction. The same trade_id again returns the stored row and ``False`` and writes
+    nothing (a retried report is harmless). Label = 1 when the net pnl is > 0.
+
+    Raises
+    ------
+    backend.db.errors.DatabaseError
+        (InvalidData, DatabaseUnavailable, ...) after rolling everything back.
+    """
+    row = exit_row(req)
+    with conn.transaction():
+        stored, created = position_exits.insert(conn, row)
+        if created:
+            label = 1 if stored.pnl > 0 else 0
+            realized_return = stored.return_pct / 100.0
+            trade_features.label_trade(conn, trade_id=stored.trade_id, label=label,
+                                       realized_return=realized_return,
+                                       realized_pnl=stored.pnl, closed_at=stored.exit_time)
+            predictions.resolve(conn, trade_id=stored.trade_id, outcome=label,
+                                realized_return=realized_return, resolved_at=stored.exit_time)
+    return stored, created
+
+
+def record_response(row: PositionExitRow, created: bool) -> ExitRecordResponse:
+    """The HTTP answer for a recorded exit."""
+    return ExitRecordResponse(
+        id=row.id, trade_id=row.trade_id, symbol=row.symbol, side=row.side,
+        entry_time=row.entry_time, exit_time=row.exit_time, entry_price=row.entry_price,
+        exit_price=row.exit_price, quantity=row.quantity, exit_reason=row.exit_reason,
+        pnl=row.pnl, return_pct=row.return_pct, r_multiple=row.r_multiple, mfe=row.mfe,
+        mae=row.mae, holding_seconds=row.holding_seconds, policy_name=row.policy_name,
+        policy_params=row.policy_params, created_at=row.created_at, created=created,
+    )
