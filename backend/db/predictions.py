@@ -42,6 +42,13 @@ UPDATE public.ml_predictions
 SET outcome = %(outcome)s, realized_return = %(realized_return)s, resolved_at = %(resolved_at)s
 WHERE trade_id = %(trade_id)s AND outcome IS NULL
 """
+RESOLVE_FROM_EXITS_SQL = """
+UPDATE public.ml_predictions p
+SET outcome = (e.pnl > 0)::int, realized_return = e.return_pct / 100.0,
+    resolved_at = e.exit_time
+FROM public.position_exits e
+WHERE e.trade_id = p.trade_id AND p.outcome IS NULL AND p.trade_id = ANY(%(ids)s)
+"""
 RESOLVED_FOR_MODEL_SQL = """
 SELECT * FROM public.ml_predictions
 WHERE model_id = %(model_id)s AND outcome IS NOT NULL
@@ -109,6 +116,12 @@ def resolve(conn: psycopg.Connection, *, trade_id: str, outcome: int,
               "resolved_at": resolved_at}
     with translate():
         return conn.execute(RESOLVE_SQL, params).rowcount
+
+
+def resolve_from_exits(conn: psycopg.Connection, *, trade_ids: Sequence[str]) -> int:
+    """Resolve unresolved predictions of these trades whose exit is already recorded."""
+    with translate():
+        return conn.execute(RESOLVE_FROM_EXITS_SQL, {"ids": list(trade_ids)}).rowcount
 
 
 def resolved_for_model(conn: psycopg.Connection, *, model_id: int,

@@ -40,6 +40,15 @@ SET label = %(label)s, realized_return = %(realized_return)s,
     realized_pnl = %(realized_pnl)s, closed_at = %(closed_at)s
 WHERE trade_id = %(trade_id)s
 """
+# Rows that reached the database after their exit was reported (write-behind): label them
+# from position_exits with the rule record_exit uses (label = pnl > 0).
+LABEL_FROM_EXITS_SQL = """
+UPDATE public.ml_trade_features f
+SET label = (e.pnl > 0)::int, realized_return = e.return_pct / 100.0,
+    realized_pnl = e.pnl, closed_at = e.exit_time
+FROM public.position_exits e
+WHERE e.trade_id = f.trade_id AND f.label IS NULL AND f.trade_id = ANY(%(ids)s)
+"""
 LABELED_SQL = """
 SELECT * FROM public.ml_trade_features
 WHERE feature_set_version = %(feature_set_version)s AND label IS NOT NULL
@@ -112,6 +121,12 @@ def label_trade(conn: psycopg.Connection, *, trade_id: str, label: int,
               "realized_pnl": realized_pnl, "closed_at": closed_at}
     with translate():
         return conn.execute(LABEL_SQL, params).rowcount > 0
+
+
+def label_from_exits(conn: psycopg.Connection, *, trade_ids: Sequence[str]) -> int:
+    """Label unlabelled rows of these trades whose exit is already recorded."""
+    with translate():
+        return conn.execute(LABEL_FROM_EXITS_SQL, {"ids": list(trade_ids)}).rowcount
 
 
 def labeled(conn: psycopg.Connection, *, feature_set_version: str, symbol: str | None = None,

@@ -244,8 +244,10 @@ class WriteBehindWriter:
         with translate(), self.pool.connection() as conn, conn.transaction():
             if feats:
                 trade_features.insert_many(conn, feats)
+                trade_features.label_from_exits(conn, trade_ids=[f.trade_id for f in feats])
             if preds:
                 predictions.insert_many(conn, preds)
+                predictions.resolve_from_exits(conn, trade_ids=[p.trade_id for p in preds])
 
     def _write_one_by_one(self, batch: Sequence[Entry]) -> None:
         rejects = []
