@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import psycopg
 from psycopg_pool import ConnectionPool
 
@@ -291,8 +292,9 @@ class MLSystem:
             reason = "registered as candidate"
             promoted = False
             if promote:
-                result = registry.promote_if_better(conn, candidate=row, X_holdout=X_hold,
-                                                    y_holdout=y_hold)
+                result = registry.promote_if_better(
+                    conn, candidate=row, X_holdout=X_hold, y_holdout=y_hold,
+                    holdout_start=_utc(data.t0[hold_idx].min()) if len(hold_idx) else None)
                 promoted, reason = result.promoted, result.reason
         if promoted and name == self.settings.model_name:
             self.load_active()
@@ -313,13 +315,18 @@ class MLSystem:
         return {
             "model": classification_metrics(y_hold, np.asarray(prob), threshold=t),
             "always_take": classification_metrics(y_hold, np.full(len(y_hold), base),
-                                                  threshold=min(t, base)),
+                                                  threshold=t,
+                                                  taken=np.ones(len(y_hold), dtype=bool)),
         }
 
     # ---- tracking ----------------------------------------------------------------------
     def track(self, *, days: int = 30) -> int:
         with self._conn() as conn:
             return performance_tracker.track(conn, days=days)
+
+
+def _utc(value: np.datetime64) -> datetime:
+    return pd.Timestamp(value).tz_localize("UTC").to_pydatetime()
 
 
 def concat_datasets(parts: Sequence[Dataset | None]) -> Dataset:

@@ -1,0 +1,192 @@
+"""Out-of-sample classification metrics and the population stability index (drift).
+
+Every figure is returned as a plain ``float``/``int`` or ``None`` (undefined, e.g. precision
+when nothing was taken), never NaN, so the dicts go straight into Postgres ``jsonb``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from sklearn import metrics as skm
+
+# Probabilities are clipped before the log loss so one confident miss is a large, finite cost.
+PROBABILITY_CLIP = 1e-15
+# PSI floor for an empty bin: ln(0) would make one empty bin dominate (a common convention).
+PSI_FLOOR = 1e-4
+
+
+def _check_binary(y_true: ArrayLike) -> np.ndarray:
+    y = np.asarray(y_true)
+    if y.ndim != 1:
+        raise ValueError(f"y_true: expected a 1-D array, got shape {y.shape}")
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise ValueError("y_true: labels must be 0 or 1")
+    return y.astype(np.int64)
+
+
+def _check_probabilities(prob: ArrayLike, n: int) -> np.ndarray:
+    p = np.asarray(prob, dtype=np.float64)
+    if p.shape != (n,):
+        raise ValueError(f"prob: expected shape ({n},) like y_true, got {p.shape}")
+    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+        raise ValueError("prob: probabilities must be finite and within [0, 1]")
+    return p
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def classification_metrics(
+    y_true: ArrayLike,
+    prob: ArrayLike,
+    *,
+    threshold: float = 0.5,
+    taken: ArrayLike | None = None,
+) -> dict[str, float | int | None]:
+    """Metrics of probabilistic predictions against binary outcomes.
+
+    Parameters
+    ----------
+    y_true : array-like of {0, 1}, shape (n,)
+        Realised outcomes (1 = the trade paid).
+    prob : array-like of float, shape (n,)
+        Predicted probability of outcome 1.
+    threshold : float
+        A signal is taken (predicted positive) when ``prob >= threshold``.
+    taken : array-like of bool, shape (n,), optional
+        Decisions actually made; overrides ``prob >= threshold`` (live predictions carry
+        their own decision, the always-take baseline takes everything).
+
+    Returns
+    -------
+    dict
+        count, base_rate, accuracy, precision, recall, roc_auc, log_loss, brier,
+        mean_probability, n_taken. precision is None when nothing was taken, recall when no
+        positive exists, roc_auc when only one class is present.
+    """
+    y = _check_binary(y_true)
+    if y.size == 0:
+        raise ValueError("y_true: no outcomes to score")
+    p = _check_probabilities(prob, y.size)
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold: must be within [0, 1], got {threshold}")
+    if taken is None:
+        decided = p >= threshold
+    else:
+        decided = np.asarray(taken, dtype=bool)
+        if decided.shape != y.shape:
+            raise ValueError(f"taken: expected shape {y.shape}, got {decided.shape}")
+    pred = decided.astype(np.int64)
+    both_classes = np.unique(y).size == 2
+    clipped = np.clip(p, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+    return {
+        "count": int(y.size),
+        "base_rate": float(y.mean()),
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "precision": _none_if_nan(skm.precision_score(y, pred, zero_division=np.nan)),
+        "recall": _none_if_nan(skm.recall_score(y, pred, zero_division=np.nan)),
+        "roc_auc": float(skm.roc_auc_score(y, p)) if both_classes else None,
+        "log_loss": float(skm.log_loss(y, clipped, labels=[0, 1])),
+        "brier": float(np.mean((p - y) ** 2)),
+        "mean_probability": float(p.mean()),
+        "n_taken": int(pred.sum()),
+    }
+
+
+def _bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    # Bin i holds (edges[i-1], edges[i]]; the first and last bins are open-ended.
+    index = np.searchsorted(edges, values, side="left")
+    return np.bincount(index, minlength=edges.size + 1).astype(np.float64)
+
+
+def psi(
+    expected_proportions: ArrayLike,
+    actual_values: ArrayLike,
+    bin_edges: ArrayLike,
+    *,
+    expected_nan_share: float | None = None,
+) -> float:
+    """Population stability index of ``actual_values`` against a reference distribution.
+
+    ``PSI = sum((a - e) * ln(a / e))`` over the bins, with empty bins floored at
+    :data:`PSI_FLOOR`. Common reading: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 large.
+
+    Parameters
+    ----------
+    expected_proportions : array-like, shape (k + 1,)
+        Reference share of the non-missing values in each bin (sums to 1).
+    actual_values : array-like, shape (m,)
+        Live values; NaN means missing.
+    bin_edges : array-like, shape (k,)
+        Increasing interior cut points; bin i is ``(edges[i-1], edges[i]]``.
+    expected_nan_share : float, optional
+        Reference share of missing values. When given, "missing" is one more bin, so a change
+        in how often the feature is missing counts as drift; when None, NaNs are ignored.
+    """
+    edges = np.asarray(bin_edges, dtype=np.float64)
+    expected = np.asarray(expected_proportions, dtype=np.float64)
+    if edges.ndim != 1 or (edges.size > 1 and (np.diff(edges) <= 0).any()):
+        raise ValueError("bin_edges: must be a 1-D strictly increasing array")
+    if expected.shape != (edges.size + 1,):
+        raise ValueError(
+            f"expected_proportions: need {edges.size + 1} values for {edges.size} edges, "
+            f"got shape {expected.shape}"
+        )
+    values = np.asarray(actual_values, dtype=np.float64).ravel()
+    missing = np.isnan(values)
+    counts = _bin_counts(values[~missing], edges)
+    if expected_nan_share is not None:
+        if not 0.0 <= expected_nan_share <= 1.0:
+            raise ValueError(f"expected_nan_share: must be within [0, 1], got {expected_nan_share}")
+        expected = np.append(expected * (1.0 - expected_nan_share), expected_nan_share)
+        counts = np.append(counts, missing.sum())
+    total = counts.sum()
+    if total == 0:
+        raise ValueError("actual_values: no values to compare (empty or all missing)")
+    actual = np.maximum(counts / total, PSI_FLOOR)
+    expected = np.maximum(expected, PSI_FLOOR)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def reference_distribution(X: pd.DataFrame, bins: int = 10) -> dict[str, dict[str, Any]]:
+    """Per-feature quantile bins of the training data, stored with a model for drift checks.
+
+    Parameters
+    ----------
+    X : DataFrame, shape (n_samples, n_features)
+        Training features; NaN means missing.
+    bins : int
+        Number of quantile bins (fewer when a feature has ties, since edges are deduplicated).
+
+    Returns
+    -------
+    dict
+        ``{feature: {"edges": [k floats], "proportions": [k + 1 floats], "nan_share": float,
+        "count": int}}`` - the arguments :func:`psi` takes.
+    """
+    if bins < 2:
+        raise ValueError(f"bins: need at least 2, got {bins}")
+    quantiles = np.linspace(0.0, 1.0, bins + 1)[1:-1]
+    reference: dict[str, dict[str, Any]] = {}
+    for name in X.columns:
+        column = X[name].to_numpy(dtype=np.float64)
+        if np.isinf(column).any():
+            raise ValueError(f"X[{name!r}]: infinite values; use NaN for missing")
+        present = column[~np.isnan(column)]
+        if present.size:
+            edges = np.unique(np.quantile(present, quantiles))
+            proportions = _bin_counts(present, edges) / present.size
+        else:
+            edges, proportions = np.empty(0), np.ones(1)
+        reference[str(name)] = {
+            "edges": [float(e) for e in edges],
+            "proportions": [float(p) for p in proportions],
+            "nan_share": float(1.0 - present.size / column.size) if column.size else 0.0,
+            "count": int(column.size),
+        }
+    return reference

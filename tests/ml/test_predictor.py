@@ -1,0 +1,225 @@
+"""Serving path: verified load from the registry, compiled == native, contributions, swap."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from backend.db import models
+from backend.ml.candles import load_candles_file, sample_candles_path
+from backend.ml.dataset import Dataset, build_dataset
+from backend.ml.model_trainer import ModelTrainer, predict_booster
+from backend.ml.predictor import (
+    COMPILED_TOLERANCE,
+    LoadedModel,
+    Predictor,
+    library_path,
+    load_model,
+    verification_rows,
+)
+from backend.ml.registry import ModelIntegrityError, register
+
+ALGORITHMS = ["xgboost", "lightgbm"]
+
+
+@pytest.fixture(scope="module")
+def goog() -> Dataset:
+    """Real signals on GOOG daily candles (64 features, NaN where a feature is undefined)."""
+    return build_dataset(load_candles_file(sample_candles_path("GOOG")), symbol="GOOG")
+
+
+@pytest.fixture(scope="module")
+def trainers(goog: Dataset) -> dict[str, ModelTrainer]:
+    return {
+        algorithm: ModelTrainer(algorithm=algorithm, n_trials=2, n_splits=3, seed=3)
+        .fit(goog.X, goog.y, goog.t0, goog.t1)
+        for algorithm in ALGORITHMS
+    }
+
+
+def _rows_with_nan(goog: Dataset, share: float = 0.1) -> np.ndarray:
+    X = goog.X.to_numpy(dtype=np.float64).copy()
+    X[np.random.default_rng(0).random(X.shape) < share] = np.nan
+    return X
+
+
+def _registered(conn: psycopg.Connection, trainer: ModelTrainer) -> models.ModelRow:
+    row = register(conn, trainer, name="test", feature_set_version="fs1")
+    return models.get(conn, model_id=row.id)  # read back exactly what the database holds
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_registered_model_predicts_like_the_trainer(
+    conn: psycopg.Connection, trainers: dict, goog: Dataset, algorithm: str, tmp_path: Path
+) -> None:
+    trainer = trainers[algorithm]
+    row = _registered(conn, trainer)
+    X = _rows_with_nan(goog)
+    native = load_model(row, compile=False)
+    assert not native.compiled
+    assert (native.id, native.version, native.sha256) == (row.id, row.version, row.artifact_sha256)
+    assert native.feature_names == list(goog.X.columns)
+    np.testing.assert_array_equal(native.predict_proba(X), predict_booster(trainer.booster_, X))
+    compiled = load_model(row, cache_dir=tmp_path)
+    assert compiled.compiled
+    np.testing.assert_allclose(compiled.predict_proba(X), native.predict_proba(X),
+                               rtol=0, atol=COMPILED_TOLERANCE)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_compiled_matches_native_on_split_thresholds(
+    conn: psycopg.Connection, trainers: dict, algorithm: str, tmp_path: Path
+) -> None:
+    """Values exactly on, and one ulp either side of, every split threshold, plus NaN: the
+    float32 (XGBoost) / float64 (LightGBM) comparisons give the same branch both ways."""
+    model = load_model(_registered(conn, trainers[algorithm]), cache_dir=tmp_path)
+    assert model.compiled
+    rows = verification_rows(model.booster, model.feature_names, n_rows=1000, seed=99)
+    assert np.isnan(rows).any()
+    gap = np.abs(model.predict_proba(rows) - predict_booster(model.booster, rows))
+    assert gap.max() <= COMPILED_TOLERANCE
+    singles = [model.predict_one(r) for r in rows[:50]]
+    np.testing.assert_allclose(singles, predict_booster(model.booster, rows[:50]),
+                               rtol=0, atol=COMPILED_TOLERANCE)
+
+
+def test_float64_values_that_alias_missing_are_served_exactly(
+    conn: psycopg.Connection, trainers: dict, goog: Dataset, tmp_path: Path
+) -> None:
+    """tl2cgen marks a missing entry by writing -1 into the low word of the value; a real
+    float64 whose low 32 bits are all ones (one ulp off many round numbers) looks the same."""
+    model = load_model(_registered(conn, trainers["lightgbm"]), cache_dir=tmp_path)
+    assert model.compiled
+    X = goog.X.to_numpy(dtype=np.float64)[:60].copy()
+    X.view(np.int32)[:, ::2][~np.isnan(X)] = -1  # moves each value by ~1e-16 relative
+    native = predict_booster(model.booster, X)
+    np.testing.assert_allclose(model.predict_proba(X), native, rtol=0, atol=COMPILED_TOLERANCE)
+    np.testing.assert_allclose([model.predict_one(r) for r in X], native,
+                               rtol=0, atol=COMPILED_TOLERANCE)
+
+
+def test_tampered_artifact_is_refused(conn: psycopg.Connection, trainers: dict) -> None:
+    row = _registered(conn, trainers["xgboost"])
+    conn.execute("UPDATE public.ml_models SET artifact = overlay(artifact placing '\\x00'::bytea "
+                 "from 100 for 1) WHERE id = %s", (row.id,))
+    tampered = models.get(conn, model_id=row.id)
+    with pytest.raises(ModelIntegrityError) as info:
+        load_model(tampered, compile=False)
+    message = str(info.value)
+    assert f"id={row.id}" in message and f"v{row.version}" in message
+    assert row.artifact_sha256 in message
+
+
+def test_compiled_library_is_cached_by_digest(
+    conn: psycopg.Connection, trainers: dict, tmp_path: Path
+) -> None:
+    row = _registered(conn, trainers["xgboost"])
+    load_model(row, cache_dir=tmp_path)
+    libraries = list(tmp_path.glob("*.so"))
+    assert [p.name.split("-")[0] for p in libraries] == [row.artifact_sha256]
+    built = libraries[0].stat().st_mtime_ns
+    again = load_model(row, cache_dir=tmp_path)
+    assert again.compiled
+    assert libraries[0].stat().st_mtime_ns == built  # reused, not rebuilt
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_broken_cached_library_falls_back_to_native(
+    conn: psycopg.Connection, trainers: dict, goog: Dataset, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    row = _registered(conn, trainers["xgboost"])
+    library_path(row, tmp_path).write_bytes(b"not a shared library")  # a corrupt cache entry
+    with caplog.at_level(logging.WARNING, logger="backend.ml.predictor"):
+        model = load_model(row, cache_dir=tmp_path)
+    assert not model.compiled
+    assert "native booster" in caplog.text
+    X = _rows_with_nan(goog)
+    np.testing.assert_array_equal(model.predict_proba(X), predict_booster(model.booster, X))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_contributions_sum_to_raw_margin(
+    conn: psycopg.Connection, trainers: dict, goog: Dataset, algorithm: str
+) -> None:
+    model = load_model(_registered(conn, trainers[algorithm]), compile=False)
+    X = _rows_with_nan(goog)[:40]
+    contributions = model.contributions(X)
+    assert contributions.shape == (40, model.n_features + 1)
+    np.testing.assert_allclose(contributions.sum(axis=1), model.raw_margin(X), atol=1e-5)
+    # probability = sigmoid(margin)
+    np.testing.assert_allclose(1 / (1 + np.exp(-model.raw_margin(X))), model.predict_proba(X),
+                               atol=1e-6)
+    top = model.top_contributions(X[0], 5)
+    assert len(top) == 5
+    magnitudes = [abs(v) for v in top.values()]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    by_name = dict(zip(model.feature_names, contributions[0, :-1], strict=True))
+    assert all(by_name[name] == pytest.approx(value) for name, value in top.items())
+    assert max(magnitudes) == pytest.approx(np.abs(contributions[0, :-1]).max())
+
+
+def test_bad_shapes_name_the_field(conn: psycopg.Connection, trainers: dict) -> None:
+    model = load_model(_registered(conn, trainers["xgboost"]), compile=False)
+    f = model.n_features
+    with pytest.raises(ValueError, match=rf"^X: expected shape \(n, {f}\)"):
+        model.predict_proba(np.zeros((2, f - 1)))
+    with pytest.raises(ValueError, match=rf"^x: expected shape \({f},\)"):
+        model.predict_one(np.zeros(f + 1))
+    with pytest.raises(ValueError, match=r"^k:"):
+        model.top_contributions(np.zeros(f), 0)
+
+
+def test_decide_and_threshold() -> None:
+    predictor = Predictor(threshold=0.55)
+    assert predictor.current is None
+    assert predictor.decide(0.55) == "take"  # probability >= threshold takes
+    assert predictor.decide(0.5499) == "skip"
+    with pytest.raises(ValueError, match=r"^threshold:"):
+        Predictor(threshold=1.5)
+
+
+def test_swap_while_predicting(
+    conn: psycopg.Connection, trainers: dict, goog: Dataset, tmp_path: Path
+) -> None:
+    loaded: list[LoadedModel] = [
+        load_model(_registered(conn, trainers[a]), cache_dir=tmp_path) for a in ALGORITHMS
+    ]
+    x = _rows_with_nan(goog)[7]
+    expected = {m.id: m.predict_one(x) for m in loaded}
+    assert len(set(expected.values())) == 2  # the two models are distinguishable
+    predictor = Predictor(threshold=0.5)
+    predictor.swap(loaded[0])
+    results: list[tuple[int, float]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            while not stop.is_set():
+                model = predictor.current  # taken once per request
+                results.append((model.id, model.predict_one(x)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=serve) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for i in range(100):
+        previous = predictor.swap(loaded[(i + 1) % 2])
+        assert previous is loaded[i % 2]
+        seen = len(results)
+        while len(results) < seen + 3 and not errors:  # let requests run between swaps
+            time.sleep(0.0002)
+    stop.set()
+    for w in workers:
+        w.join()
+    assert not errors
+    assert {model_id for model_id, _ in results} == set(expected)
+    assert all(p == expected[model_id] for model_id, p in results)
