@@ -43,7 +43,7 @@ def translate() -> Iterator[None]:
     except pg.UniqueViolation as exc:
         raise Conflict(_message(exc)) from exc
     except (pg.CheckViolation, pg.NotNullViolation, pg.ForeignKeyViolation,
-            pg.InvalidTextRepresentation, pg.NumericValueOutOfRange) as exc:
+            psycopg.DataError) as exc:  # DataError: bad values, e.g. NUL in text
         raise InvalidData(_message(exc)) from exc
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(_message(exc)) from exc

@@ -8,6 +8,7 @@ at all, and reporting it again changes nothing.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import psycopg
@@ -23,7 +24,7 @@ from backend.db import position_exits, predictions, trade_features
 from backend.db.position_exits import PositionExitRow
 from backend.positions.params import ProbabilityProvider, params_to_dict
 from backend.positions.policies import get_policy
-from backend.positions.state import PositionState, observe
+from backend.positions.state import PositionError, PositionState, observe
 
 
 def evaluate(req: ExitEvaluateRequest, *,
@@ -67,7 +68,13 @@ def exit_row(req: ExitRecordRequest) -> PositionExitRow:
         sign * (req.exit_price - req.entry_price) * req.quantity - (req.fees or 0.0))
     r_multiple = None
     if req.initial_stop is not None:
-        r_multiple = pnl / (abs(req.entry_price - req.initial_stop) * req.quantity)
+        risk = abs(req.entry_price - req.initial_stop) * req.quantity
+        r_multiple = pnl / risk if risk > 0 else math.inf
+    figures = {"pnl": pnl, "quantity": pnl / notional if notional > 0 else math.inf,
+               "initial_stop": r_multiple if r_multiple is not None else 0.0}
+    for field, value in figures.items():
+        if not math.isfinite(value):  # e.g. a quantity of 5e-324 underflows the notional
+            raise PositionError(field, "too small or too large to compute pnl, return and R")
     return PositionExitRow(
         trade_id=req.trade_id, symbol=req.symbol, side=req.side,
         entry_time=req.entry_time, exit_time=req.exit_time, entry_price=req.entry_price,

@@ -150,7 +150,7 @@ def test_body_over_the_limit_is_413(api_db_url: str, tmp_path):
                         env={"TML_MAX_BODY_BYTES": "20000"})
     try:
         with svc.client() as http:
-            r = http.post("/api/v1/predict", json=predict_body("big", n=400))
+            r = http.post("/api/v1/predict", json=predict_body("big", n=1500))
         assert r.status_code == 413
         assert "exceeds" in r.json()["detail"][0]["msg"]
     finally:

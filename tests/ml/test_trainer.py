@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -17,7 +18,14 @@ from sklearn.exceptions import NotFittedError
 
 from backend.ml.candles import load_candles_file, sample_candles_path
 from backend.ml.dataset import build_dataset
-from backend.ml.model_trainer import ModelTrainer, journal_storage
+from backend.ml.model_trainer import (
+    ModelTrainer,
+    fixed_params,
+    journal_storage,
+    predict_booster,
+    suggest_params,
+    train_booster,
+)
 from tests.utils.synthetic import planted_signals
 
 
@@ -91,12 +99,39 @@ def test_same_seed_same_data_same_result() -> None:
 
 def test_lightgbm_is_deterministic_too() -> None:
     data = planted_signals(n=300, seed=5)
-    a = ModelTrainer(algorithm="lightgbm", n_trials=2, n_splits=3).fit(*data)
-    b = ModelTrainer(algorithm="lightgbm", n_trials=2, n_splits=3).fit(*data)
+    # 4 trials: with 2 random draws the best can be the near-constant corner of the space
+    a = ModelTrainer(algorithm="lightgbm", n_trials=4, n_splits=3).fit(*data)
+    b = ModelTrainer(algorithm="lightgbm", n_trials=4, n_splits=3).fit(*data)
     assert a.to_artifact()[1] == "lightgbm-text"
     assert a.cv_report_ == b.cv_report_
     assert a.to_artifact()[2] == b.to_artifact()[2]
     assert a.cv_report_["model"]["log_loss"] < a.cv_report_["always_take"]["log_loss"]
+
+
+# The most regularised corner of the search space: 20 trees at learning rate 0.005, and
+# leaves too heavy for any split of 300 rows (100 hessian units > 300 * 0.32 * 0.68 in
+# total; 200 rows a side > 300 / 2), so every tree is a single leaf.
+CORNERS = {
+    "xgboost": {"max_depth": 1, "subsample": 1.0, "colsample_bytree": 1.0,
+                "min_child_weight": 100.0, "reg_lambda": 100.0},
+    "lightgbm": {"num_leaves": 2, "bagging_fraction": 1.0, "feature_fraction": 1.0,
+                 "min_child_samples": 200, "lambda_l2": 100.0},
+}
+
+
+@pytest.mark.parametrize("algorithm", list(CORNERS))
+def test_search_space_reaches_the_base_rate(algorithm: str) -> None:
+    """Without signal the search can fall back to always-take's calibration, not overfit."""
+    X, _, _, _ = planted_signals(n=300, strength=0.0)
+    y = (np.random.default_rng(1).random(300) < 0.3).astype(np.int64)
+    trial = optuna.trial.FixedTrial({"n_estimators": 20, "learning_rate": 0.005,
+                                     **CORNERS[algorithm]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # FixedTrial warns when a value is outside the space
+        params = fixed_params(algorithm, seed=0) | suggest_params(trial, algorithm)
+    booster = train_booster(algorithm, params, X.to_numpy(), y, list(X.columns))
+    # single-leaf trees at the base score, which both libraries set to the label mean
+    np.testing.assert_allclose(predict_booster(booster, X.to_numpy()), y.mean(), atol=1e-6)
 
 
 def test_estimator_contract() -> None:

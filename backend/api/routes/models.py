@@ -27,7 +27,8 @@ def _public(row: Any) -> dict[str, Any]:
 @router.get("", response_model=ModelsPublic)
 def list_models(conn: ConnDep, _: BotScope,
                 status: Literal["candidate", "active", "retired"] | None = None,
-                name: Annotated[str | None, Query(max_length=64)] = None,
+                name: Annotated[str | None, Query(max_length=64,
+                                                  pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
                 offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> dict[str, Any]:
     """Registered models, newest first."""

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.api.schemas.candles import CandlesIn
 
 TradeId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
-Name = Annotated[str, Field(min_length=1, max_length=64)]
+# No control characters: Postgres text cannot hold NUL, and none belongs in a name.
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 _CANDLE_EXAMPLE = {
     "time": [1700000000 + 3600 * i for i in range(3)],

@@ -1,0 +1,218 @@
+"""WriteBehindWriter against a real Postgres: batches land once, the journal survives a
+crash and is replayed idempotently, bad records are set aside, an outage loses nothing."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from backend.db.write_behind import WriteBehindWriter
+from tests.utils.db_factories import feature_row, make_model, prediction_row
+
+UNREACHABLE = "postgresql://tml:pw@127.0.0.1:1/postgres"  # port 1: connection refused
+
+
+@pytest.fixture
+def pool(db_url: str) -> Iterator[ConnectionPool]:
+    p = ConnectionPool(db_url, min_size=1, max_size=2, timeout=5, open=False)
+    p.open(wait=True)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def model_id(conn: psycopg.Connection) -> int:
+    return make_model(conn).id
+
+
+def entries(model_id: int, n: int, prefix: str = "wb") -> list[dict[str, Any]]:
+    """Journal entries shaped like ``Scored.journal_entry()``: a feature row and its
+    prediction for each of ``n`` trades."""
+    out = []
+    for i in range(n):
+        trade_id = f"{prefix}-{i}"
+        out.append({"feature": asdict(feature_row(trade_id=trade_id)),
+                    "prediction": asdict(prediction_row(model_id, trade_id=trade_id))})
+    return out
+
+
+def writer_on(pool: ConnectionPool, journal_dir: Path, **kwargs: Any) -> WriteBehindWriter:
+    options = {"flush_seconds": 0.05, "retry_seconds": 0.1, **kwargs}
+    w = WriteBehindWriter(pool, journal_dir, **options)
+    w.start()
+    return w
+
+
+def counts(conn: psycopg.Connection) -> tuple[int, int]:
+    return (conn.execute("SELECT count(*) FROM ml_predictions").fetchone()[0],
+            conn.execute("SELECT count(*) FROM ml_trade_features").fetchone()[0])
+
+
+def crash(w: WriteBehindWriter) -> None:
+    """What a SIGKILL leaves: the journal on disk, nothing of the in-memory queue. (The
+    writer thread is stopped only so that it does not linger in the test process; with
+    the queue emptied it has nothing left to write.)"""
+    with w._lock:
+        w._segment.close()
+        w._queue.clear()
+    w._stop.set()
+    w._wake.set()
+    assert w._thread is not None
+    w._thread.join(5)
+
+
+def journal_lines(journal_dir: Path) -> int:
+    return sum(p.read_bytes().count(b"\n") for p in journal_dir.glob("segment-*.jsonl"))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_n_entries_become_n_rows_and_the_journal_empties(
+        pool: ConnectionPool, conn: psycopg.Connection, model_id: int, tmp_path: Path) -> None:
+    w = writer_on(pool, tmp_path / "journal", batch_size=7)  # several batches
+    for e in entries(model_id, 25):
+        w.submit(e)
+    assert w.stats.accepted == 25
+    assert w.flush()
+    w.close()
+    assert counts(conn) == (25, 25)
+    assert w.depth == 0 and w.journal_bytes() == 0
+    assert w.stats.written_batches >= 1 and w.stats.rejected == 0
+    stored = {r[0] for r in conn.execute("SELECT trade_id FROM ml_predictions")}
+    assert stored == {f"wb-{i}" for i in range(25)}
+
+
+def test_journal_is_replayed_after_a_crash_and_a_second_replay_adds_nothing(
+        pool: ConnectionPool, conn: psycopg.Connection, model_id: int, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    w = writer_on(pool, journal, flush_seconds=3600, batch_size=100_000)
+    for e in entries(model_id, 12):
+        w.submit(e)
+    crash(w)
+    del w
+    assert counts(conn) == (0, 0)  # nothing reached the database before the crash
+    assert journal_lines(journal) == 12
+    kept = tmp_path / "kept"
+    shutil.copytree(journal, kept)  # as if the replay committed but died before deleting
+
+    second = writer_on(pool, journal)
+    assert second.stats.replayed == 12
+    assert second.flush()
+    second.close()
+    assert counts(conn) == (12, 12)
+
+    for seg in kept.glob("segment-*.jsonl"):
+        shutil.copy(seg, journal / seg.name)
+    third = writer_on(pool, journal)
+    assert third.stats.replayed == 12
+    assert third.flush()
+    third.close()
+    assert counts(conn) == (12, 12)  # idempotent: replayed, inserted nothing twice
+    assert journal_lines(journal) == 0
+
+
+def test_a_torn_last_journal_line_is_skipped(
+        pool: ConnectionPool, conn: psycopg.Connection, model_id: int, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    w = writer_on(pool, journal, flush_seconds=3600, batch_size=100_000)
+    for e in entries(model_id, 5):
+        w.submit(e)
+    crash(w)
+    [segment] = [p for p in journal.glob("segment-*.jsonl") if p.stat().st_size]
+    torn = orjson.dumps(entries(model_id, 1, prefix="torn")[0])
+    with open(segment, "ab") as fh:
+        fh.write(torn[: len(torn) // 2])  # the process died half-way through a write
+
+    replay = writer_on(pool, journal)
+    assert replay.stats.replayed == 5
+    assert replay.flush()
+    replay.close()
+    assert counts(conn) == (5, 5)
+    assert conn.execute("SELECT count(*) FROM ml_trade_features "
+                        "WHERE trade_id LIKE 'torn%'").fetchone()[0] == 0
+
+
+def test_a_record_the_database_rejects_is_set_aside_and_does_not_block_the_rest(
+        pool: ConnectionPool, conn: psycopg.Connection, model_id: int, tmp_path: Path) -> None:
+    batch = entries(model_id, 6)
+    batch[2]["prediction"]["probability"] = 1.5  # violates CHECK (probability <= 1)
+    w = writer_on(pool, tmp_path / "journal", batch_size=1000)
+    for e in batch:
+        w.submit(e)
+    assert w.flush()
+    w.close()
+    # The rejected entry is atomic: neither its prediction nor its feature row is stored.
+    assert counts(conn) == (5, 5)
+    stored = {r[0] for r in conn.execute("SELECT trade_id FROM ml_trade_features")}
+    assert stored == {f"wb-{i}" for i in (0, 1, 3, 4, 5)}
+    assert w.stats.rejected == 1
+    [line] = (tmp_path / "journal" / "rejected.jsonl").read_bytes().splitlines()
+    rejected = orjson.loads(line)
+    assert rejected["entry"]["prediction"]["trade_id"] == "wb-2"
+    assert "probability" in rejected["error"]
+
+
+def test_unreachable_database_keeps_everything_journaled_for_the_next_start(
+        pool: ConnectionPool, conn: psycopg.Connection, model_id: int, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    dead = ConnectionPool(UNREACHABLE, min_size=1, max_size=1, timeout=0.5,
+                          kwargs={"connect_timeout": 1}, open=False)
+    dead.open(wait=False)
+    batch = entries(model_id, 8)
+    try:
+        w = writer_on(dead, journal)
+        for e in batch[:5]:
+            w.submit(e)  # accepted: journaled, no database needed
+        assert wait_until(lambda: w.stats.failed_attempts >= 1)
+        assert w.stats.db_healthy is False and w.stats.last_error
+        assert w.depth == 5
+        for e in batch[5:]:
+            w.submit(e)
+        assert w.depth == 8  # the backlog grows while the database is away
+        w.close(timeout=10)
+        assert w._thread is not None and not w._thread.is_alive()
+        assert journal_lines(journal) == 8 and w.journal_bytes() > 0
+    finally:
+        dead.close()
+
+    after = writer_on(pool, journal)  # the next start, database back
+    assert after.stats.replayed == 8
+    assert after.flush()
+    after.close()
+    assert counts(conn) == (8, 8)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: a journal entry that is valid JSON but lacks a field raises KeyError in "
+    "_feature_row, which _write_pending does not catch, so the writer thread dies and "
+    "nothing is written again (fix proposed in the H6 report)"))
+def test_a_malformed_journal_entry_is_set_aside_and_does_not_stop_the_writer(
+        pool: ConnectionPool, conn: psycopg.Connection, model_id: int, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    good = entries(model_id, 3)
+    lines = [orjson.dumps(good[0]), b'{"feature": {"trade_id": "half"}, "prediction": null}',
+             *(orjson.dumps(e) for e in good[1:])]
+    (journal / "segment-00000001.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    w = writer_on(pool, journal)
+    try:
+        assert w.flush(timeout=3)
+    finally:
+        w.close()
+    assert counts(conn) == (3, 3)
+    [line] = (journal / "rejected.jsonl").read_bytes().splitlines()
+    assert orjson.loads(line)["entry"]["feature"]["trade_id"] == "half"

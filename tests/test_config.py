@@ -1,0 +1,159 @@
+"""Settings come from the environment; secrets stay secret; API keys are generated safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from backend.api.auth import KEY_FILE, load_api_keys
+from backend.config import Settings
+
+# field -> (environment value, the value Settings must hold). Every field is listed, and
+# every value differs from the default, so a field the environment cannot set fails here.
+FROM_ENV: dict[str, tuple[str, Any]] = {
+    "database_url": ("postgresql://app:db-pw-1@db.example:5432/x",
+                     "postgresql://app:db-pw-1@db.example:5432/x"),
+    "data_dir": ("/srv/tml", Path("/srv/tml")),
+    "db_prepare_threshold": ("0", 0),
+    "db_pool_min_size": ("2", 2),
+    "db_pool_max_size": ("16", 16),
+    "db_connect_timeout": ("2.5", 2.5),
+    "auto_migrate": ("false", False),
+    "host": ("0.0.0.0", "0.0.0.0"),
+    "port": ("9001", 9001),
+    "log_level": ("warning", "warning"),
+    "max_body_bytes": ("12345", 12345),
+    "bot_api_keys": ("bot-key-a,bot-key-b", "bot-key-a,bot-key-b"),
+    "admin_api_keys": ("admin-key-a", "admin-key-a"),
+    "model_name": ("eurusd-1h", "eurusd-1h"),
+    "decision_threshold": ("0.6", 0.6),
+    "top_contributions": ("7", 7),
+    "compile_models": ("false", False),
+    "model_poll_seconds": ("3", 3.0),
+    "compiled_model_dir": ("/srv/so", Path("/srv/so")),
+    "writer_batch_size": ("50", 50),
+    "writer_flush_seconds": ("0.5", 0.5),
+    "writer_retry_seconds": ("2", 2.0),
+    "bootstrap_on_start": ("false", False),
+    "bootstrap_candles": ("/srv/candles.csv", Path("/srv/candles.csv")),
+    "bootstrap_symbol": ("GOOG", "GOOG"),
+    "bootstrap_timeframe": ("1d", "1d"),
+    "bootstrap_trials": ("3", 3),
+    "train_trials": ("4", 4),
+    "train_timeout_seconds": ("60", 60.0),
+    "train_seed": ("7", 7),
+    "optuna_storage": ("postgresql://optuna:optuna-pw-2@db.example/x",
+                       "postgresql://optuna:optuna-pw-2@db.example/x"),
+    "tracker_interval_seconds": ("30", 30.0),
+}
+SECRETS = ("database_url", "bot_api_keys", "admin_api_keys", "optuna_storage")
+
+
+def env_name(field: str) -> str:
+    return "DATABASE_URL" if field == "database_url" else f"TML_{field.upper()}"
+
+
+def plain(value: Any) -> Any:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what a test sets: no TML_* or DATABASE_URL from the outer environment."""
+    for key in list(os.environ):
+        if key.startswith("TML_") or key == "DATABASE_URL":
+            monkeypatch.delenv(key)
+
+
+def test_every_field_is_settable_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert set(FROM_ENV) == set(Settings.model_fields)
+    for field, (raw, _) in FROM_ENV.items():
+        monkeypatch.setenv(env_name(field), raw)
+    settings = Settings()
+    for field, (_, expected) in FROM_ENV.items():
+        default = plain(Settings.model_fields[field].default)
+        assert expected != default, field  # else the test could not tell env from default
+        assert plain(getattr(settings, field)) == expected, field
+
+
+def test_derived_paths_follow_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TML_DATA_DIR", "/srv/tml")
+    s = Settings()
+    assert (s.pg_data_dir, s.journal_dir, s.model_cache_dir) == (
+        Path("/srv/tml/pg"), Path("/srv/tml/journal"), Path("/srv/tml/compiled_models"))
+
+
+def test_prefixed_database_url_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TML_DATABASE_URL", "postgresql://u:p@h/db")
+    assert plain(Settings().database_url) == "postgresql://u:p@h/db"
+
+
+def test_prepare_threshold_none_disables_prepared_statements(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().db_prepare_threshold == 5
+    monkeypatch.setenv("TML_DB_PREPARE_THRESHOLD", "none")
+    assert Settings().db_prepare_threshold is None
+
+
+@pytest.mark.parametrize(("field", "raw"), [
+    ("decision_threshold", "1.5"), ("top_contributions", "0"), ("port", "eighty"),
+    ("auto_migrate", "perhaps"),
+])
+def test_a_bad_value_names_the_field(field: str, raw: str,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(env_name(field), raw)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert [e["loc"] for e in info.value.errors()] == [(field,)]
+
+
+def test_secrets_are_secretstr_and_stay_out_of_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    for field in SECRETS:
+        monkeypatch.setenv(env_name(field), FROM_ENV[field][0])
+    settings = Settings()
+    shown = repr(settings) + str(settings) + settings.model_dump_json()
+    for field in SECRETS:
+        assert isinstance(getattr(settings, field), SecretStr), field
+        assert FROM_ENV[field][0] not in shown, field
+    for password in ("db-pw-1", "optuna-pw-2", "bot-key-a", "admin-key-a"):
+        assert password not in shown
+
+
+# ---- API keys ------------------------------------------------------------------------------
+def test_keys_are_generated_once_into_a_private_file(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    first = load_api_keys(settings)
+    path = tmp_path / "data" / KEY_FILE
+    assert first.generated
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    stored = json.loads(path.read_text())
+    assert (first.bot, first.admin) == ((stored["bot"].encode(),), (stored["admin"].encode(),))
+    assert first.bot[0] != first.admin[0]
+
+    second = load_api_keys(settings)
+    assert not second.generated
+    assert (second.bot, second.admin) == (first.bot, first.admin)
+
+    bot_key, admin_key = first.bot[0].decode(), first.admin[0].decode()
+    assert second.scope_of(bot_key) == "bot"
+    assert second.scope_of(admin_key) == "admin"
+    for unknown in ("nope", bot_key[:-1], bot_key + "x", "", None):
+        assert second.scope_of(unknown) is None, unknown
+
+
+def test_configured_comma_lists_allow_rotation_and_generate_nothing(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, bot_api_keys=" bot-old , bot-new ,",
+                        admin_api_keys="adm-old,adm-new")
+    keys = load_api_keys(settings)
+    assert not keys.generated
+    assert not (tmp_path / KEY_FILE).exists()
+    assert [keys.scope_of(k) for k in ("bot-old", "bot-new", "adm-old", "adm-new")] == [
+        "bot", "bot", "admin", "admin"]
+    assert keys.scope_of(" bot-old ") is None  # surrounding spaces are not part of a key
+    assert keys.scope_of("bot-old,bot-new") is None
