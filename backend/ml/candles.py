@@ -82,46 +82,59 @@ def make_candles(
         Too few rows, unequal lengths, non-finite values, prices <= 0, high below
         open/close/low, low above open/close, negative volume, unsorted or duplicate times.
     """
-    arrays = {"open": open, "high": high, "low": low, "close": close, "volume": volume}
     t = np.asarray(time)
     n = t.shape[0]
     if n < min_length:
         raise CandleError(field, f"need at least {min_length} candles, got {n}")
-    cols: dict[str, np.ndarray] = {}
-    for name, values in arrays.items():
-        arr = np.asarray(values, dtype=np.float64)
-        if arr.shape != (n,):
-            raise CandleError(f"{field}.{name}", f"expected {n} values, got {arr.shape[0]}")
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            raise CandleError(f"{field}[{int(np.argmax(bad))}].{name}", "must be a finite number")
-        cols[name] = arr
+    columns = (open, high, low, close, volume)
+    try:
+        block = np.array(columns, dtype=np.float64)  # (5, n): one copy, rows contiguous
+    except (ValueError, TypeError):
+        block = None
+    if block is None or block.shape != (5, n):
+        for name, values in zip(OHLCV, columns, strict=True):
+            size = np.asarray(values).shape[0]
+            if size != n:
+                raise CandleError(f"{field}.{name}", f"expected {n} values, got {size}")
+        raise CandleError(field, "open/high/low/close/volume must be numbers")
+    o, h, lo, c, v = block
+    # Hot path: a handful of whole-block checks; the slow pinpointing runs only on failure.
+    if not (np.isfinite(block).all() and (block[:4] > 0).all() and (v >= 0).all()
+            and ((h >= lo) & (h >= o) & (h >= c) & (lo <= o) & (lo <= c)).all()):
+        _raise_first_value_problem(block, field)
     if t.dtype.kind != "i":
         if t.dtype.kind == "f" and not np.isfinite(t).all():
             raise CandleError(f"{field}.time", "must be finite")
         t = t.astype(np.int64)
-    for name in ("open", "high", "low", "close"):
-        bad = cols[name] <= 0
-        if bad.any():
-            raise CandleError(f"{field}[{int(np.argmax(bad))}].{name}", "price must be > 0")
-    bad = cols["volume"] < 0
-    if bad.any():
-        raise CandleError(f"{field}[{int(np.argmax(bad))}].volume", "must be >= 0")
-    o, h, lo, c = cols["open"], cols["high"], cols["low"], cols["close"]
-    bad = (h < lo) | (h < o) | (h < c) | (lo > o) | (lo > c)
-    if bad.any():
-        i = int(np.argmax(bad))
-        reason = "high < low" if h[i] < lo[i] else "open/close outside [low, high]"
-        raise CandleError(f"{field}[{i}].high", reason)
     if n > 1:
         step = np.diff(t)
-        if (step == 0).any():
-            raise CandleError(f"{field}[{int(np.argmax(step == 0)) + 1}].time",
-                              "duplicate timestamp")
-        if (step < 0).any():
+        if not (step > 0).all():
+            if (step == 0).any():
+                raise CandleError(f"{field}[{int(np.argmax(step == 0)) + 1}].time",
+                                  "duplicate timestamp")
             raise CandleError(f"{field}[{int(np.argmax(step < 0)) + 1}].time",
                               "timestamps must be sorted ascending")
-    return Candles(t, o, h, lo, c, cols["volume"])
+    return Candles(t, o, h, lo, c, v)
+
+
+def _raise_first_value_problem(block: np.ndarray, field: str) -> None:
+    """Name the first offending candle and field (same order as the rules are listed)."""
+    for name, arr in zip(OHLCV, block, strict=True):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise CandleError(f"{field}[{int(np.argmax(bad))}].{name}", "must be a finite number")
+    for name, arr in zip(OHLCV[:4], block[:4], strict=True):
+        bad = arr <= 0
+        if bad.any():
+            raise CandleError(f"{field}[{int(np.argmax(bad))}].{name}", "price must be > 0")
+    o, h, lo, c, v = block
+    bad = v < 0
+    if bad.any():
+        raise CandleError(f"{field}[{int(np.argmax(bad))}].volume", "must be >= 0")
+    bad = (h < lo) | (h < o) | (h < c) | (lo > o) | (lo > c)
+    i = int(np.argmax(bad))
+    reason = "high < low" if h[i] < lo[i] else "open/close outside [low, high]"
+    raise CandleError(f"{field}[{i}].high", reason)
 
 
 def candles_from_frame(df: pd.DataFrame, *, min_length: int = 1) -> Candles:
