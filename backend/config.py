@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
     max_body_bytes: int = 2_000_000
+    fast_path: bool = True  # serve POST /api/v1/predict outside FastAPI's routing machinery
     # Comma-separated keys; when both are empty, keys are generated at first start and
     # stored (mode 0600) in data_dir/api_keys.json.
     bot_api_keys: SecretStr = SecretStr("")
@@ -64,9 +65,18 @@ class Settings(BaseSettings):
     train_timeout_seconds: float | None = None
     train_seed: int = 42
     optuna_storage: SecretStr | None = None  # e.g. the same Postgres URL: shared studies
+    optuna_study: str | None = None  # with a storage: workers with one name tune one study
 
     # --- performance tracker ------------------------------------------------------------
     tracker_interval_seconds: float = 300.0
+
+    @field_validator("db_prepare_threshold", mode="before")
+    @classmethod
+    def _no_prepare(cls, value: object) -> object:
+        """'', 'none', 'null' (any case) mean None: no prepared statements (pgbouncer)."""
+        if isinstance(value, str) and value.strip().lower() in {"", "none", "null"}:
+            return None
+        return value
 
     @property
     def pg_data_dir(self) -> Path:

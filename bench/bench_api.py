@@ -39,7 +39,8 @@ local body = [[{body}]]
 counter = 0
 request = function()
   counter = counter + 1
-  local id = "bench-" .. tostring(counter) .. "-" .. tostring(math.random(1, 1e9))
+  -- unique per run and per request: a repeated trade_id would be answered from memory
+  local id = "{prefix}-" .. tostring(counter)
   local b = string.gsub(body, "BENCH_TRADE_ID", id)
   return wrk.format(nil, nil, nil, b)
 end
@@ -95,11 +96,12 @@ def main() -> int:
         wait(f"http://127.0.0.1:{bare_port}/constant")
         wait(f"http://127.0.0.1:{api_port}/ready")
         body = predict_body("BENCH_TRADE_ID", n=100)
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-            fh.write(LUA.format(key=BOT_KEY, body=json.dumps(body)))
-            script = Path(fh.name)
         results: dict[str, list[dict[str, float]]] = {"bare": [], "predict": []}
         for _ in range(args.rounds):  # interleaved, so machine noise hits both alike
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+                lua = LUA.replace("{key}", BOT_KEY).replace("{body}", json.dumps(body))
+                fh.write(lua.replace("{prefix}", f"bench-{time.time_ns()}"))
+                script = Path(fh.name)
             results["bare"].append(wrk(f"http://127.0.0.1:{bare_port}/constant",
                                        args.duration, args.connections, None))
             results["predict"].append(wrk(f"http://127.0.0.1:{api_port}/api/v1/predict",

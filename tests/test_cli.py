@@ -247,9 +247,6 @@ def test_backtest_json_has_a_key_per_policy(tmp_path: Path) -> None:
 
 
 # ---- serve ---------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: MLSystem._conn does not translate psycopg_pool.PoolTimeout, so load_active raises "
-    "past the lifespan's `except DatabaseError` and start-up fails (fix in the H6 report)"))
 def test_serve_starts_not_ready_while_the_database_is_unreachable(tmp_path: Path) -> None:
     svc = start_service(db_url="postgresql://tml:pw@127.0.0.1:1/postgres",
                         data_dir=tmp_path / "svc", env={"TML_DB_CONNECT_TIMEOUT": "1"},

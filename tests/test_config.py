@@ -51,6 +51,8 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "optuna_storage": ("postgresql://optuna:optuna-pw-2@db.example/x",
                        "postgresql://optuna:optuna-pw-2@db.example/x"),
     "tracker_interval_seconds": ("30", 30.0),
+    "fast_path": ("false", False),
+    "optuna_study": ("eurusd-shared", "eurusd-shared"),
 }
 SECRETS = ("database_url", "bot_api_keys", "admin_api_keys", "optuna_storage")
 
@@ -97,8 +99,9 @@ def test_prefixed_database_url_is_accepted(monkeypatch: pytest.MonkeyPatch) -> N
 def test_prepare_threshold_none_disables_prepared_statements(
         monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().db_prepare_threshold == 5
-    monkeypatch.setenv("TML_DB_PREPARE_THRESHOLD", "none")
-    assert Settings().db_prepare_threshold is None
+    for spelling in ("none", "None", "NULL", ""):
+        monkeypatch.setenv("TML_DB_PREPARE_THRESHOLD", spelling)
+        assert Settings().db_prepare_threshold is None
 
 
 @pytest.mark.parametrize(("field", "raw"), [

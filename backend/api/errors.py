@@ -1,10 +1,14 @@
-"""One place that maps the project's exceptions to HTTP codes (never a bare 500)."""
+"""One place that maps the project's exceptions to HTTP codes (never a bare 500).
+
+:func:`error_response` is the map; FastAPI's exception handlers and the /predict fast path
+(``backend.api.fast_path``) both use it, so every route answers an error the same way.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
 from backend.api.responses import FastJSONResponse
@@ -29,6 +33,13 @@ class BadRequest(Exception):
         self.reason = reason
 
 
+_FIELD_ERROR_TYPES = {CandleError: "invalid_candles", SignalError: "invalid_signal",
+                      PositionError: "invalid_position", BadRequest: "invalid"}
+FIELD_ERRORS = tuple(_FIELD_ERROR_TYPES)
+HANDLED = (*FIELD_ERRORS, RequestValidationError, NotFound, Conflict, InvalidData,
+           DatabaseError, ServiceUnavailable)
+
+
 def _detail(loc: list[str | int], msg: str, type_: str) -> dict:
     return {"detail": [{"loc": loc, "msg": msg, "type": type_}]}
 
@@ -37,52 +48,41 @@ def _loc(field: str) -> list[str | int]:
     return ["body", *field.replace("[", ".").replace("]", "").split(".")]
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(CandleError)
-    async def candle_error(_: Request, exc: CandleError) -> FastJSONResponse:
-        return FastJSONResponse(_detail(_loc(exc.field), exc.reason, "invalid_candles"), 422)
+def validation_payload(exc: RequestValidationError) -> dict:
+    return {"detail": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
+                        "type": e.get("type", "invalid")} for e in exc.errors()]}
 
-    @app.exception_handler(SignalError)
-    async def signal_error(_: Request, exc: SignalError) -> FastJSONResponse:
-        return FastJSONResponse(_detail(_loc(exc.field), exc.reason, "invalid_signal"), 422)
 
-    @app.exception_handler(PositionError)
-    async def position_error(_: Request, exc: PositionError) -> FastJSONResponse:
-        return FastJSONResponse(_detail(_loc(exc.field), exc.reason, "invalid_position"), 422)
-
-    @app.exception_handler(BadRequest)
-    async def bad_request(_: Request, exc: BadRequest) -> FastJSONResponse:
-        return FastJSONResponse(_detail(_loc(exc.field), exc.reason, "invalid"), 422)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> FastJSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
-                   "type": e.get("type", "invalid")} for e in exc.errors()]
-        return FastJSONResponse({"detail": errors}, 422)
-
-    @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> FastJSONResponse:
+def error_response(exc: Exception) -> FastJSONResponse:
+    """The HTTP answer for one of the project's exceptions (see ``HANDLED``)."""
+    if isinstance(exc, FIELD_ERRORS):
+        kind = next(v for k, v in _FIELD_ERROR_TYPES.items() if isinstance(exc, k))
+        return FastJSONResponse(_detail(_loc(exc.field), exc.reason, kind), 422)
+    if isinstance(exc, RequestValidationError):
+        return FastJSONResponse(validation_payload(exc), 422)
+    if isinstance(exc, NotFound):
         return FastJSONResponse({"detail": str(exc)}, 404)
-
-    @app.exception_handler(Conflict)
-    async def conflict(_: Request, exc: Conflict) -> FastJSONResponse:
+    if isinstance(exc, Conflict):
         return FastJSONResponse({"detail": str(exc)}, 409)
-
-    @app.exception_handler(InvalidData)
-    async def invalid_data(_: Request, exc: InvalidData) -> FastJSONResponse:
+    if isinstance(exc, InvalidData):
         return FastJSONResponse(_detail(["body"], str(exc), "rejected_by_database"), 422)
-
-    @app.exception_handler(DatabaseUnavailable)
-    async def db_down(_: Request, exc: DatabaseUnavailable) -> FastJSONResponse:
+    if isinstance(exc, DatabaseUnavailable):
         log.warning("database unavailable: %s", exc)
         return FastJSONResponse({"detail": "database unavailable"}, 503,
-                              headers={"Retry-After": "5"})
-
-    @app.exception_handler(DatabaseError)
-    async def db_error(_: Request, exc: DatabaseError) -> FastJSONResponse:
+                                headers={"Retry-After": "5"})
+    if isinstance(exc, DatabaseError):
         log.error("database error: %s", exc)
         return FastJSONResponse({"detail": "database error"}, 503)
-
-    @app.exception_handler(ServiceUnavailable)
-    async def unavailable(_: Request, exc: ServiceUnavailable) -> FastJSONResponse:
+    if isinstance(exc, ServiceUnavailable):
         return FastJSONResponse({"detail": str(exc)}, 503, headers={"Retry-After": "5"})
+    if isinstance(exc, HTTPException):
+        return FastJSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+    raise TypeError(f"no HTTP mapping for {type(exc).__name__}")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def handler(_: Request, exc: Exception) -> FastJSONResponse:
+        return error_response(exc)
+
+    for exc_class in HANDLED:
+        app.add_exception_handler(exc_class, handler)

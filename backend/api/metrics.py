@@ -17,6 +17,7 @@ class Metrics:
     journal_bytes: Gauge
     active_model: Gauge
     writer_failures: Gauge
+    writer_rejected: Gauge
 
 
 def create_metrics() -> Metrics:
@@ -38,4 +39,6 @@ def create_metrics() -> Metrics:
                            ["name", "model_id"], registry=reg),
         writer_failures=Gauge("tml_writer_failed_attempts", "Failed database write attempts",
                               registry=reg),
+        writer_rejected=Gauge("tml_writer_rejected", "Records the database refused (set aside "
+                              "in journal/rejected.jsonl)", registry=reg),
     )

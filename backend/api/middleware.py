@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.metrics import Metrics
+from backend.api.responses import FastJSONResponse
 
 
 class BodyTooLarge(Exception):
@@ -57,13 +57,17 @@ class BodySizeLimit:
                 await _too_large(send, self.max_bytes)
 
 
+def too_large_response(max_bytes: int) -> FastJSONResponse:
+    return FastJSONResponse({"detail": [{"loc": ["body"], "type": "too_large",
+                                         "msg": f"request body exceeds {max_bytes} bytes"}]},
+                            413)
+
+
 async def _too_large(send: Send, max_bytes: int) -> None:
-    body = orjson.dumps({"detail": [{"loc": ["body"], "type": "too_large",
-                                     "msg": f"request body exceeds {max_bytes} bytes"}]})
+    response = too_large_response(max_bytes)
     await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+                "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 class RequestMetrics:

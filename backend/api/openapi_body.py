@@ -22,7 +22,11 @@ def body_openapi(model: type[BaseModel]) -> dict[str, Any]:
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
-    body = await request.body()
+    return parse_json(await request.body(), model)
+
+
+def parse_json(body: bytes, model: type[M]) -> M:
+    """Validate a raw JSON body; errors become FastAPI's usual 422 with ``body`` locations."""
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:

@@ -34,6 +34,10 @@ from backend.db.trade_features import TradeFeatureRow
 log = logging.getLogger(__name__)
 
 Entry = dict[str, Any]  # {"feature": {...} | None, "prediction": {...} | None}
+# A journal line that parses but lacks a field or has a wrong type (hand-edited, or from an
+# older version) is a rejected record, not a reason for the writer thread to die.
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
+IN_MEMORY_KEY = "_in_memory"  # an entry's key that is kept for the enricher, not journaled
 Enricher = Callable[[list[Entry]], None]
 
 
@@ -133,7 +137,9 @@ class WriteBehindWriter:
     def submit(self, entry: Entry) -> None:
         """Journal then queue one record. Raises OSError if the journal cannot be written,
         in which case the record was not accepted."""
-        line = orjson.dumps(entry, default=_default) + b"\n"
+        journaled = ({k: v for k, v in entry.items() if k != IN_MEMORY_KEY}
+                     if IN_MEMORY_KEY in entry else entry)
+        line = orjson.dumps(journaled, default=_default) + b"\n"
         with self._lock:
             self._segment.write(line)
             self._segment.flush()  # to the OS: survives a SIGKILL of this process
@@ -210,7 +216,7 @@ class WriteBehindWriter:
         except DatabaseUnavailable as exc:
             self._note_failure(exc)
             return False
-        except InvalidData as exc:
+        except (InvalidData, *MALFORMED) as exc:
             # One bad record must not block the rest: write one by one, set aside rejects.
             log.error("batch rejected (%s); writing records one by one", exc)
             try:
@@ -254,8 +260,9 @@ class WriteBehindWriter:
         for entry in batch:
             try:
                 self._write_batch([entry])
-            except InvalidData as exc:
-                rejects.append({"entry": entry, "error": str(exc)})
+            except (InvalidData, *MALFORMED) as exc:
+                rejects.append({"entry": {k: v for k, v in entry.items() if k != IN_MEMORY_KEY},
+                                "error": str(exc)})
         if rejects:
             self.stats.rejected += len(rejects)
             with open(self.journal_dir / "rejected.jsonl", "ab") as fh:

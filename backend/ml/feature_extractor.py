@@ -147,6 +147,20 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else math.nan
 
 
+# The raw TA-Lib functions: talib's public names wrap each call in a pandas/polars type
+# check that costs more than the indicator itself on 100 candles. Same numbers.
+_TA_ADX = getattr(talib.ADX, "__wrapped__", talib.ADX)
+_TA_ATR = getattr(talib.ATR, "__wrapped__", talib.ATR)
+_TA_BBANDS = getattr(talib.BBANDS, "__wrapped__", talib.BBANDS)
+_TA_EMA = getattr(talib.EMA, "__wrapped__", talib.EMA)
+_TA_MACD = getattr(talib.MACD, "__wrapped__", talib.MACD)
+_TA_MFI = getattr(talib.MFI, "__wrapped__", talib.MFI)
+_TA_MINUS_DI = getattr(talib.MINUS_DI, "__wrapped__", talib.MINUS_DI)
+_TA_PLUS_DI = getattr(talib.PLUS_DI, "__wrapped__", talib.PLUS_DI)
+_TA_RSI = getattr(talib.RSI, "__wrapped__", talib.RSI)
+_TA_STOCH = getattr(talib.STOCH, "__wrapped__", talib.STOCH)
+
+
 def _market_values(time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray,
                    c: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Market features of the last bar of these (trailing-window) arrays; numpy + talib only."""
@@ -160,41 +174,41 @@ def _market_values(time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
     log_ret = np.diff(log_c)
     for w in VOLATILITY_WINDOWS:
         x = log_ret[-w:]
-        d = x - x.mean()
+        d = x - x.sum() / w
         out[i] = math.sqrt(float(d @ d) / w)
         i += 1
-    atr = float(talib.ATR(h, lo, c, ATR_PERIOD)[-1])
-    macd, signal, hist = talib.MACD(c, *MACD_PERIODS)
-    upper, middle, lower = talib.BBANDS(c, BB_PERIOD, BB_STDDEV, BB_STDDEV, 0)
+    atr = float(_TA_ATR(h, lo, c, ATR_PERIOD)[-1])
+    macd, signal, hist = _TA_MACD(c, *MACD_PERIODS)
+    upper, middle, lower = _TA_BBANDS(c, BB_PERIOD, BB_STDDEV, BB_STDDEV, 0)
     band = float(upper[-1] - lower[-1])
-    plus_di = float(talib.PLUS_DI(h, lo, c, ADX_PERIOD)[-1])
-    minus_di = float(talib.MINUS_DI(h, lo, c, ADX_PERIOD)[-1])
-    slow_k, slow_d = talib.STOCH(h, lo, c, STOCH_PERIODS[0], STOCH_PERIODS[1], 0,
+    plus_di = float(_TA_PLUS_DI(h, lo, c, ADX_PERIOD)[-1])
+    minus_di = float(_TA_MINUS_DI(h, lo, c, ADX_PERIOD)[-1])
+    slow_k, slow_d = _TA_STOCH(h, lo, c, STOCH_PERIODS[0], STOCH_PERIODS[1], 0,
                                  STOCH_PERIODS[2], 0)
     has_volume = float(v[-MFI_PERIOD:].sum()) > 0
-    mean_volume = float(v[-VOLUME_SMA_PERIOD:].mean())
+    mean_volume = float(v[-VOLUME_SMA_PERIOD:].sum()) / VOLUME_SMA_PERIOD
     out[i:i + 19] = (
         atr / close,
         _ratio(float(h[-1] - lo[-1]), atr),
-        talib.RSI(c, RSI_PERIOD)[-1],
+        _TA_RSI(c, RSI_PERIOD)[-1],
         _ratio(float(macd[-1]), atr),
         _ratio(float(signal[-1]), atr),
         _ratio(float(hist[-1]), atr),
         (close - float(lower[-1])) / band if band > 0 else 0.5,
         _ratio(band, float(middle[-1])),
-        talib.ADX(h, lo, c, ADX_PERIOD)[-1],
+        _TA_ADX(h, lo, c, ADX_PERIOD)[-1],
         plus_di,
         minus_di,
         plus_di - minus_di,
         slow_k[-1],
         slow_d[-1],
-        talib.MFI(h, lo, c, v, MFI_PERIOD)[-1] if has_volume else 50.0,
+        _TA_MFI(h, lo, c, v, MFI_PERIOD)[-1] if has_volume else 50.0,
         float(v[-1]) / mean_volume if mean_volume > 0 else 1.0,
-        *(_ratio(close - float(c[-p:].mean()), atr) for p in MA_PERIODS),
+        *(_ratio(close - float(c[-p:].sum()) / p, atr) for p in MA_PERIODS),
     )
     i += 19
     for p in MA_PERIODS:
-        out[i] = _ratio(close - float(talib.EMA(c, p)[-1]), atr)
+        out[i] = _ratio(close - float(_TA_EMA(c, p)[-1]), atr)
         i += 1
     rng = float(h[-1] - lo[-1])
     top, bottom = max(float(o[-1]), close), min(float(o[-1]), close)

@@ -6,17 +6,20 @@ short sequences that connect them (serve one signal, train and register, track).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -25,6 +28,7 @@ from backend.config import Settings
 from backend.db import models as models_db
 from backend.db import trade_features
 from backend.db.errors import DatabaseError, translate
+from backend.db.write_behind import IN_MEMORY_KEY
 from backend.ml import dataset as dataset_mod
 from backend.ml import performance_tracker, registry
 from backend.ml.candles import Candles
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
 ACTIVATION_CHANNEL = "ml_model_activated"
+VECTOR_KEY = IN_MEMORY_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ class Scored:
         features = {n: (None if v != v else float(v)) for n, v in zip(names, self.vector.tolist(),
                                                                          strict=True)}
         return {
+            VECTOR_KEY: self.vector,  # in memory only (not journaled): for enrichment
             "feature": {
                 "trade_id": s.trade_id, "symbol": s.symbol, "timeframe": s.timeframe,
                 "side": s.side, "strategy": s.strategy, "signal_time": s.signal_time,
@@ -112,7 +118,9 @@ class MLSystem:
         self.pool = pool
         self.extractor = FeatureExtractor()
         self.predictor = Predictor(threshold=settings.decision_threshold)
-        self._served: OrderedDict[str, dict[str, Any]] = OrderedDict()  # trade_id -> response
+        # trade_id -> response as JSON bytes: bytes are not tracked by the garbage collector,
+        # so 200k remembered answers add nothing to a full collection's pause.
+        self._served: OrderedDict[str, bytes] = OrderedDict()
         self._served_lock = threading.Lock()
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -150,16 +158,18 @@ class MLSystem:
 
     def remembered(self, trade_id: str) -> dict[str, Any] | None:
         with self._served_lock:
-            return self._served.get(trade_id)
+            stored = self._served.get(trade_id)
+        return None if stored is None else orjson.loads(stored)
 
     def remember(self, trade_id: str, response: dict[str, Any]) -> dict[str, Any]:
         """Keep the first response per trade_id (the same id again returns it)."""
+        encoded = orjson.dumps(response)
         with self._served_lock:
-            existing = self._served.setdefault(trade_id, response)
+            existing = self._served.setdefault(trade_id, encoded)
             self._served.move_to_end(trade_id)
             while len(self._served) > 200_000:
                 self._served.popitem(last=False)
-            return existing
+        return response if existing is encoded else orjson.loads(existing)
 
     def enrich_contributions(self, entries: list[dict[str, Any]]) -> None:
         """Writer hook: top contributions for stored predictions, computed in batches off
@@ -172,21 +182,23 @@ class MLSystem:
                 and e["prediction"]["model_id"] == model.id]
         if not todo:
             return
-        X = np.array([[np.nan if e["feature"]["features"].get(n) is None
-                       else e["feature"]["features"][n] for n in model.feature_names]
+        names = model.feature_names
+        X = np.array([e[VECTOR_KEY] if VECTOR_KEY in e else  # replayed entries have none
+                      [np.nan if e["feature"]["features"].get(n) is None
+                       else e["feature"]["features"][n] for n in names]
                       for e in todo], dtype=np.float64)
         contribs = model.contributions(X)[:, :-1]
-        k = self.settings.top_contributions
-        names = model.feature_names
-        for e, row in zip(todo, contribs, strict=True):
-            top = np.argsort(-np.abs(row))[:k]
-            e["prediction"]["contributions"] = {names[i]: float(row[i]) for i in top}
+        top = np.argsort(-np.abs(contribs), axis=1)[:, :self.settings.top_contributions]
+        for e, row, idx in zip(todo, contribs.tolist(), top.tolist(), strict=True):
+            e["prediction"]["contributions"] = {names[i]: row[i] for i in idx}
 
     # ---- model lifecycle ---------------------------------------------------------------
-    def _conn(self) -> Any:
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection]:
         if self.pool is None:
             raise RuntimeError("MLSystem has no connection pool")
-        return self.pool.connection()
+        with translate(), self.pool.connection() as conn:  # PoolTimeout -> DatabaseUnavailable
+            yield conn
 
     def load_active(self) -> LoadedModel | None:
         """Load the active model of ``settings.model_name`` if it is not the one served."""
@@ -230,6 +242,9 @@ class MLSystem:
             except Exception as exc:  # keep watching through outages
                 log.debug("model watcher: %s", exc)
                 self._watch_stop.wait(poll)
+                # LISTEN itself may be refused (e.g. a transaction pooler): poll instead.
+                with contextlib.suppress(Exception):
+                    self.load_active()
 
     # ---- training ----------------------------------------------------------------------
     def dataset_from_candles(self, candles: Candles, *, strategies: Sequence[str] | None = None,
@@ -278,6 +293,7 @@ class MLSystem:
             threshold=self.settings.decision_threshold,
             storage=(self.settings.optuna_storage.get_secret_value()
                      if self.settings.optuna_storage else None),
+            study_name=self.settings.optuna_study,
             show_progress=show_progress,
         ).fit(X_train, y_train, data.t0[train_idx], data.t1[train_idx])
         report(0.85, "evaluating on the held-out window")

@@ -196,10 +196,6 @@ def test_unreachable_database_keeps_everything_journaled_for_the_next_start(
     assert counts(conn) == (8, 8)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a journal entry that is valid JSON but lacks a field raises KeyError in "
-    "_feature_row, which _write_pending does not catch, so the writer thread dies and "
-    "nothing is written again (fix proposed in the H6 report)"))
 def test_a_malformed_journal_entry_is_set_aside_and_does_not_stop_the_writer(
         pool: ConnectionPool, conn: psycopg.Connection, model_id: int, tmp_path: Path) -> None:
     journal = tmp_path / "journal"

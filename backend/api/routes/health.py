@@ -40,7 +40,7 @@ def ready(request: Request) -> FastJSONResponse:
         "model": ({"id": model.id, "name": model.name, "version": model.version}
                   if model else None),
         "writer": {"queue_depth": writer.depth, "journal_bytes": writer.journal_bytes(),
-                   "last_error": writer.stats.last_error},
+                   "rejected": writer.stats.rejected, "last_error": writer.stats.last_error},
     }
     if db_ok and migrated and model is not None:
         body["status"] = "ready"
@@ -59,6 +59,7 @@ def metrics(request: Request) -> Response:
     m.queue_depth.set(state.writer.depth)
     m.journal_bytes.set(state.writer.journal_bytes())
     m.writer_failures.set(state.writer.stats.failed_attempts)
+    m.writer_rejected.set(state.writer.stats.rejected)
     model = state.system.predictor.current
     m.active_model.clear()
     if model is not None:

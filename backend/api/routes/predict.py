@@ -36,13 +36,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def predict(request: Request, _: BotScope) -> FastJSONResponse:
     """Probability that the signal's trade pays, the take/skip decision and the model."""
     req = await parse_body(request, PredictRequest)
-    system: MLSystem = request.app.state.system
+    return FastJSONResponse(answer(request.app.state, req))
+
+
+def answer(state: Any, req: PredictRequest) -> dict[str, Any]:
+    """Score one signal (or return the stored answer for a known trade_id) and journal it.
+    Shared by this route and the fast path (backend.api.fast_path)."""
+    system: MLSystem = state.system
     stored = system.remembered(req.trade_id)
     if stored is not None:
-        return FastJSONResponse({**stored, "duplicate": True})
+        return {**stored, "duplicate": True}
     signal = _signal(req, system, prefix="candles")
-    scored = _score(system, [signal], explain=req.explain)[0]
-    return FastJSONResponse(_accept(request, scored))
+    return _accept(state, _score(system, [signal], explain=req.explain)[0])
 
 
 @router.post("/predict/batch", response_model=PredictBatchResponse, responses=_ERRORS,
@@ -64,7 +69,7 @@ async def predict_batch(request: Request, _: BotScope) -> FastJSONResponse:
         for i, scored in zip(todo, _score(system, signals, explain=explain), strict=True):
             if not req.signals[i].explain:
                 scored.contributions = None
-            answers[i] = _accept(request, scored)
+            answers[i] = _accept(request.app.state, scored)
     data = [a if i in todo else {**a, "duplicate": True}
             for i, a in enumerate(answers) if a is not None]
     return FastJSONResponse({"data": data, "count": len(data)})
@@ -98,9 +103,8 @@ def _score(system: MLSystem, signals: list[Signal], *, explain: bool) -> list[Sc
         raise ServiceUnavailable(str(exc)) from None
 
 
-def _accept(request: Request, scored: Scored) -> dict[str, Any]:
+def _accept(state: Any, scored: Scored) -> dict[str, Any]:
     """Journal the feature row and prediction, then remember and count the answer."""
-    state = request.app.state
     try:
         state.writer.submit(scored.journal_entry())
     except OSError as exc:  # journal not writable: not accepted, nothing promised

@@ -1,0 +1,76 @@
+"""POST /api/v1/predict without FastAPI's generic request machinery.
+
+The bot's hot path is one route. Routing through every registered route, the exception and
+exit-stack middlewares, and dependency resolution cost more CPU than scoring the signal
+itself (measured in docs/performance.md), so this outermost ASGI layer answers that one
+path directly: the same key check, body limit, validation (``PredictRequest``), scoring
+(``routes.predict.answer``), error mapping (``errors.error_response``) and metrics as the
+FastAPI route, which stays registered for the OpenAPI schema and serves as the fallback
+when ``TML_FAST_PATH=false``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from backend.api.errors import HANDLED, error_response
+from backend.api.middleware import too_large_response
+from backend.api.openapi_body import parse_json
+from backend.api.responses import FastJSONResponse
+from backend.api.routes.predict import answer
+from backend.api.schemas.predict import PredictRequest
+
+PATH = "/api/v1/predict"
+
+
+class PredictFastPath:
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        response = await self._respond(scope, receive)
+        if response is None:  # the client went away mid-body
+            return
+        await response(scope, receive, send)
+        metrics = self.api.state.metrics
+        metrics.requests.labels(PATH, "POST", str(response.status_code)).inc()
+        metrics.latency.labels(PATH).observe(time.perf_counter() - start)
+
+    async def _respond(self, scope: Scope, receive: Receive) -> Any:
+        state = self.api.state
+        key = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                key = value.decode("latin-1")
+                break
+        if state.api_keys.scope_of(key) is None:
+            return FastJSONResponse({"detail": "missing or unknown API key (header X-API-Key)"},
+                                    401, headers={"WWW-Authenticate": "ApiKey"})
+        limit = state.settings.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return too_large_response(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        try:
+            req = parse_json(b"".join(chunks), PredictRequest)
+            return FastJSONResponse(answer(state, req))
+        except HANDLED as exc:
+            return error_response(exc)
