@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from backend.db.bulk import jsonb_param
 from backend.db.errors import InvalidData, NotFound, translate
-from backend.db.trade_features import jsonb_param
 
 SUMMARY_COLUMNS = ("id, name, version, algorithm, status, feature_names, feature_set_version, "
                    "hyperparameters, metrics, train_start, train_end, n_samples, "

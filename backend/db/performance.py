@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from backend.db.bulk import jsonb_param
 from backend.db.errors import translate
-from backend.db.trade_features import jsonb_param
 
 VALUE_COLUMNS = ("n_predictions", "n_resolved", "n_taken", "accuracy", "precision", "recall",
                  "roc_auc", "brier", "log_loss", "base_rate", "mean_probability",

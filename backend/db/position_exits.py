@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from backend.db.bulk import jsonb_param
 from backend.db.errors import translate
-from backend.db.trade_features import jsonb_param
 
 INSERT_COLUMNS = ("trade_id", "symbol", "side", "entry_time", "exit_time", "entry_price",
                   "exit_price", "quantity", "exit_reason", "pnl", "return_pct", "r_multiple",

@@ -11,27 +11,15 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import class_row
 
+from backend.db.bulk import StagedInsert, jsonb_param
 from backend.db.errors import translate
-from backend.db.trade_features import jsonb_param
 
 INSERT_COLUMNS = ("id", "model_id", "trade_id", "probability", "threshold", "decision",
                   "contributions", "latency_ms", "created_at", "outcome", "realized_return",
                   "resolved_at")
-_COLS = ", ".join(INSERT_COLUMNS)
 
-# Bulk path as in trade_features: COPY to a constraint-free stage, then one INSERT that checks
-# the constraints and skips ids already stored (a replayed batch inserts nothing).
-CREATE_STAGE_SQL = f"""
-CREATE TEMP TABLE _tml_stage_predictions ON COMMIT DROP AS
-SELECT {_COLS} FROM public.ml_predictions WITH NO DATA
-"""
-COPY_STAGE_SQL = f"COPY _tml_stage_predictions ({_COLS}) FROM STDIN"
-INSERT_FROM_STAGE_SQL = f"""
-INSERT INTO public.ml_predictions ({_COLS})
-SELECT {_COLS} FROM _tml_stage_predictions
-ON CONFLICT DO NOTHING
-"""
-DROP_STAGE_SQL = "DROP TABLE _tml_stage_predictions"
+# Conflicts on the id or on (trade_id, model_id) are skipped: a replayed batch adds nothing.
+BULK_INSERT = StagedInsert.for_table("ml_predictions", INSERT_COLUMNS, conflict="")
 
 GET_SQL = "SELECT * FROM public.ml_predictions WHERE id = %(id)s"
 BY_TRADE_SQL = """
@@ -86,17 +74,10 @@ def insert_many(conn: psycopg.Connection, rows: Sequence[PredictionRow]) -> int:
     """Insert predictions whose id (and trade_id, model_id) is new; returns how many."""
     if not rows:
         return 0
-    with translate(), conn.transaction(), conn.cursor() as cur:
-        cur.execute(CREATE_STAGE_SQL)
-        with cur.copy(COPY_STAGE_SQL) as copy:
-            for r in rows:
-                copy.write_row((r.id, r.model_id, r.trade_id, r.probability, r.threshold,
-                                r.decision, jsonb_param(r.contributions), r.latency_ms,
-                                r.created_at, r.outcome, r.realized_return, r.resolved_at))
-        cur.execute(INSERT_FROM_STAGE_SQL)
-        inserted = cur.rowcount
-        cur.execute(DROP_STAGE_SQL)  # now, so a caller's outer transaction can call again
-        return inserted
+    return BULK_INSERT.run(conn, (
+        (r.id, r.model_id, r.trade_id, r.probability, r.threshold, r.decision,
+         jsonb_param(r.contributions), r.latency_ms, r.created_at, r.outcome,
+         r.realized_return, r.resolved_at) for r in rows))
 
 
 def get(conn: psycopg.Connection, *, prediction_id: UUID) -> PredictionRow | None:

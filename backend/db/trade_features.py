@@ -5,33 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-import orjson
 import psycopg
 from psycopg.rows import class_row
-from psycopg.types.json import Jsonb
 
+from backend.db.bulk import StagedInsert, jsonb_param
 from backend.db.errors import translate
 
 COLUMNS = ("trade_id", "symbol", "timeframe", "side", "strategy", "signal_time",
            "feature_set_version", "features", "label", "realized_return", "realized_pnl",
            "closed_at")
-_COLS = ", ".join(COLUMNS)
 
-# Bulk path: COPY into a temporary copy of the columns (no constraints), then one INSERT that
-# checks every constraint and skips trade_ids already stored, so a replayed batch adds nothing.
-CREATE_STAGE_SQL = f"""
-CREATE TEMP TABLE _tml_stage_trade_features ON COMMIT DROP AS
-SELECT {_COLS} FROM public.ml_trade_features WITH NO DATA
-"""
-COPY_STAGE_SQL = f"COPY _tml_stage_trade_features ({_COLS}) FROM STDIN"
-INSERT_FROM_STAGE_SQL = f"""
-INSERT INTO public.ml_trade_features ({_COLS})
-SELECT {_COLS} FROM _tml_stage_trade_features
-ON CONFLICT (trade_id) DO NOTHING
-"""
-DROP_STAGE_SQL = "DROP TABLE _tml_stage_trade_features"
+BULK_INSERT = StagedInsert.for_table("ml_trade_features", COLUMNS, conflict="(trade_id)")
 
 GET_SQL = "SELECT * FROM public.ml_trade_features WHERE trade_id = %(trade_id)s"
 LABEL_SQL = """
@@ -77,35 +62,14 @@ class TradeFeatureRow:
     created_at: datetime | None = None
 
 
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-def _dumps(value: Any) -> str:
-    # JSON has no NaN/inf and Postgres rejects them; orjson writes them as null (= missing).
-    return orjson.dumps(value, option=_JSON_OPTIONS).decode()
-
-
-def jsonb_param(value: Any) -> Jsonb | None:
-    """A jsonb query parameter (None stays SQL NULL); non-finite floats become null."""
-    return None if value is None else Jsonb(value, dumps=_dumps)
-
-
 def insert_many(conn: psycopg.Connection, rows: Sequence[TradeFeatureRow]) -> int:
     """Insert rows whose trade_id is new; returns how many were inserted (idempotent)."""
     if not rows:
         return 0
-    with translate(), conn.transaction(), conn.cursor() as cur:
-        cur.execute(CREATE_STAGE_SQL)
-        with cur.copy(COPY_STAGE_SQL) as copy:
-            for r in rows:
-                copy.write_row((r.trade_id, r.symbol, r.timeframe, r.side, r.strategy,
-                                r.signal_time, r.feature_set_version, jsonb_param(r.features),
-                                r.label, r.realized_return, r.realized_pnl, r.closed_at))
-        cur.execute(INSERT_FROM_STAGE_SQL)
-        inserted = cur.rowcount
-        # dropped now (not only at commit) so a caller's outer transaction can call again
-        cur.execute(DROP_STAGE_SQL)
-        return inserted
+    return BULK_INSERT.run(conn, (
+        (r.trade_id, r.symbol, r.timeframe, r.side, r.strategy, r.signal_time,
+         r.feature_set_version, jsonb_param(r.features), r.label, r.realized_return,
+         r.realized_pnl, r.closed_at) for r in rows))
 
 
 def get(conn: psycopg.Connection, *, trade_id: str) -> TradeFeatureRow | None:
