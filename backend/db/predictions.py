@@ -20,6 +20,19 @@ INSERT_COLUMNS = ("id", "model_id", "trade_id", "probability", "threshold", "dec
 
 # Conflicts on the id or on (trade_id, model_id) are skipped: a replayed batch adds nothing.
 BULK_INSERT = StagedInsert.for_table("ml_predictions", INSERT_COLUMNS, conflict="")
+# The write-behind path: one JSON array per batch, unpacked by Postgres (see trade_features).
+INSERT_JSON_SQL = """
+INSERT INTO public.ml_predictions
+    (id, model_id, trade_id, probability, threshold, decision, contributions, latency_ms,
+     created_at)
+SELECT r.id, r.model_id, r.trade_id, r.probability, r.threshold, r.decision,
+       r.contributions, r.latency_ms, r.created_at
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+    id uuid, model_id bigint, trade_id text, probability double precision,
+    threshold double precision, decision text, contributions jsonb,
+    latency_ms double precision, created_at timestamptz)
+ON CONFLICT DO NOTHING
+"""
 
 GET_SQL = "SELECT * FROM public.ml_predictions WHERE id = %(id)s"
 BY_TRADE_SQL = """
@@ -78,6 +91,13 @@ def insert_many(conn: psycopg.Connection, rows: Sequence[PredictionRow]) -> int:
         (r.id, r.model_id, r.trade_id, r.probability, r.threshold, r.decision,
          jsonb_param(r.contributions), r.latency_ms, r.created_at, r.outcome,
          r.realized_return, r.resolved_at) for r in rows))
+
+
+def insert_json(conn: psycopg.Connection, *, rows_json: str) -> int:
+    """Insert a JSON array of predictions (keys as the columns); ids or (trade_id, model_id)
+    already stored are skipped. Returns how many were inserted."""
+    with translate():
+        return conn.execute(INSERT_JSON_SQL, {"rows": rows_json}).rowcount
 
 
 def get(conn: psycopg.Connection, *, prediction_id: UUID) -> PredictionRow | None:

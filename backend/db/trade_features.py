@@ -17,6 +17,18 @@ COLUMNS = ("trade_id", "symbol", "timeframe", "side", "strategy", "signal_time",
            "closed_at")
 
 BULK_INSERT = StagedInsert.for_table("ml_trade_features", COLUMNS, conflict="(trade_id)")
+# The write-behind path: the whole batch as one JSON array, unpacked by Postgres, so the
+# service process spends no per-row Python time formatting COPY data.
+INSERT_JSON_SQL = """
+INSERT INTO public.ml_trade_features
+    (trade_id, symbol, timeframe, side, strategy, signal_time, feature_set_version, features)
+SELECT r.trade_id, r.symbol, r.timeframe, r.side, r.strategy, r.signal_time,
+       r.feature_set_version, r.features
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+    trade_id text, symbol text, timeframe text, side text, strategy text,
+    signal_time timestamptz, feature_set_version text, features jsonb)
+ON CONFLICT (trade_id) DO NOTHING
+"""
 
 GET_SQL = "SELECT * FROM public.ml_trade_features WHERE trade_id = %(trade_id)s"
 LABEL_SQL = """
@@ -70,6 +82,13 @@ def insert_many(conn: psycopg.Connection, rows: Sequence[TradeFeatureRow]) -> in
         (r.trade_id, r.symbol, r.timeframe, r.side, r.strategy, r.signal_time,
          r.feature_set_version, jsonb_param(r.features), r.label, r.realized_return,
          r.realized_pnl, r.closed_at) for r in rows))
+
+
+def insert_json(conn: psycopg.Connection, *, rows_json: str) -> int:
+    """Insert a JSON array of rows (keys as the columns; the service's journal entries);
+    trade_ids already stored are skipped. Returns how many were inserted."""
+    with translate():
+        return conn.execute(INSERT_JSON_SQL, {"rows": rows_json}).rowcount
 
 
 def get(conn: psycopg.Connection, *, trade_id: str) -> TradeFeatureRow | None:

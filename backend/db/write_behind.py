@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -28,8 +27,6 @@ from psycopg_pool import ConnectionPool
 
 from backend.db import predictions, trade_features
 from backend.db.errors import DatabaseError, DatabaseUnavailable, InvalidData, translate
-from backend.db.predictions import PredictionRow
-from backend.db.trade_features import TradeFeatureRow
 
 log = logging.getLogger(__name__)
 
@@ -245,15 +242,17 @@ class WriteBehindWriter:
                     exc, len(self._pending))
 
     def _write_batch(self, batch: Sequence[Entry]) -> None:
-        feats = [_feature_row(e["feature"]) for e in batch if e.get("feature")]
-        preds = [_prediction_row(e["prediction"]) for e in batch if e.get("prediction")]
+        # The entries go to Postgres as one JSON array per table: no per-row Python work
+        # here, so the writer thread takes little GIL time from the request path.
+        feats = [e["feature"] for e in batch if e.get("feature")]
+        preds = [e["prediction"] for e in batch if e.get("prediction")]
         with translate(), self.pool.connection() as conn, conn.transaction():
             if feats:
-                trade_features.insert_many(conn, feats)
-                trade_features.label_from_exits(conn, trade_ids=[f.trade_id for f in feats])
+                trade_features.insert_json(conn, rows_json=_json(feats))
+                trade_features.label_from_exits(conn, trade_ids=[f["trade_id"] for f in feats])
             if preds:
-                predictions.insert_many(conn, preds)
-                predictions.resolve_from_exits(conn, trade_ids=[p.trade_id for p in preds])
+                predictions.insert_json(conn, rows_json=_json(preds))
+                predictions.resolve_from_exits(conn, trade_ids=[p["trade_id"] for p in preds])
 
     def _write_one_by_one(self, batch: Sequence[Entry]) -> None:
         rejects = []
@@ -279,6 +278,10 @@ class WriteBehindWriter:
         self._segment = os.fdopen(fd, "ab", buffering=1 << 16)
 
 
+def _json(rows: list[dict[str, Any]]) -> str:
+    return orjson.dumps(rows, default=_default).decode()
+
+
 def _segment_number(path: Path) -> int:
     return int(path.stem.split("-")[1])
 
@@ -294,26 +297,3 @@ def _read_segment(path: Path) -> list[Entry]:
             except orjson.JSONDecodeError:
                 log.error("skipping corrupt journal line in %s", path)
     return entries
-
-
-def _ts(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value)
-
-
-def _feature_row(d: dict[str, Any]) -> TradeFeatureRow:
-    return TradeFeatureRow(
-        trade_id=d["trade_id"], symbol=d["symbol"], timeframe=d["timeframe"], side=d["side"],
-        strategy=d["strategy"], signal_time=_ts(d["signal_time"]),
-        feature_set_version=d["feature_set_version"], features=d["features"],
-    )
-
-
-def _prediction_row(d: dict[str, Any]) -> PredictionRow:
-    return PredictionRow(
-        id=UUID(str(d["id"])), model_id=int(d["model_id"]), trade_id=d["trade_id"],
-        probability=float(d["probability"]), threshold=float(d["threshold"]),
-        decision=d["decision"], contributions=d.get("contributions"),
-        latency_ms=d.get("latency_ms"), created_at=_ts(d["created_at"]),
-    )

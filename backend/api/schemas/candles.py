@@ -106,13 +106,13 @@ def _numbers(values: list[Any], field: str) -> np.ndarray:
 def _parse_times(values: list[Any], field: str) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim == 1 and arr.dtype.kind in "iuf":
-        if arr.size and np.nanmax(np.abs(arr)) >= _MAX_EPOCH_SECONDS:
-            raise CandleError(f"{field}.time", "epoch seconds expected (this looks like "
-                                               "milliseconds)")
         if arr.dtype.kind == "f":
             if not np.isfinite(arr).all():
                 raise CandleError(f"{field}.time", "must be finite")
             arr = np.floor(arr)
+        if arr.size and (arr.max() >= _MAX_EPOCH_SECONDS or arr.min() <= -_MAX_EPOCH_SECONDS):
+            raise CandleError(f"{field}.time", "epoch seconds expected (this looks like "
+                                               "milliseconds)")
         return arr.astype(np.int64)
     out = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
