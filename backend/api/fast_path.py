@@ -40,7 +40,9 @@ class PredictFastPath:
         response = await self._respond(scope, receive)
         if response is None:  # the client went away mid-body
             return
-        await response(scope, receive, send)
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
         metrics = self.api.state.metrics
         metrics.requests.labels(PATH, "POST", str(response.status_code)).inc()
         metrics.latency.labels(PATH).observe(time.perf_counter() - start)
