@@ -190,7 +190,7 @@ class MLSystem:
         contribs = model.contributions(X)[:, :-1]
         top = np.argsort(-np.abs(contribs), axis=1)[:, :self.settings.top_contributions]
         for e, row, idx in zip(todo, contribs.tolist(), top.tolist(), strict=True):
-            e["prediction"]["contributions"] = {names[i]: row[i] for i in idx}
+            e["prediction"]["contributions"] = {names[i]: row[i] for i in idx if row[i] != 0.0}
 
     # ---- model lifecycle ---------------------------------------------------------------
     @contextmanager

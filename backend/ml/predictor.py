@@ -208,7 +208,7 @@ class LoadedModel:
 
     def top_contributions(self, x: ArrayLike, k: int) -> dict[str, float]:
         """The ``k`` largest contributions by magnitude for one row of shape (n_features,),
-        bias excluded, largest first."""
+        bias excluded, largest first; features that contributed nothing are left out."""
         if k < 1:
             raise ValueError(f"k: must be >= 1, got {k}")
         row = np.asarray(x, dtype=np.float64)
@@ -216,7 +216,7 @@ class LoadedModel:
             raise ValueError(f"x: expected shape ({self.n_features},), got {row.shape}")
         values = self.contributions(row.reshape(1, -1))[0, :-1]
         order = np.argsort(-np.abs(values), kind="stable")[:k]
-        return {self.feature_names[i]: float(values[i]) for i in order}
+        return {self.feature_names[i]: float(values[i]) for i in order if values[i] != 0.0}
 
 
 # --- compilation ----------------------------------------------------------------------------

@@ -57,7 +57,11 @@ def test_explain_and_both_candle_forms(service: Service):
         rows = http.post("/api/v1/predict",
                          json=predict_body("f-2", rows=True, explain=True)).json()
     assert rows["probability"] == pytest.approx(cols["probability"], abs=1e-12)
-    assert isinstance(cols["contributions"], dict) and 1 <= len(cols["contributions"]) <= 5
+    # at most TML_TOP_CONTRIBUTIONS, largest first, none that contributed nothing
+    assert isinstance(cols["contributions"], dict) and len(cols["contributions"]) <= 5
+    assert all(v != 0.0 for v in cols["contributions"].values())
+    magnitudes = [abs(v) for v in cols["contributions"].values()]
+    assert magnitudes == sorted(magnitudes, reverse=True)
     assert set(cols["contributions"]) <= set(_feature_names(service))
 
 
