@@ -11,3 +11,12 @@ from starlette.responses import JSONResponse
 class FastJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+# OpenAPI descriptions of the error answers the bot-facing routes can give.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or unknown API key"},
+    413: {"description": "Body over the configured size"},
+    422: {"description": "Invalid input: `detail[].loc` names the field, `msg` the reason"},
+    503: {"description": "No active model yet, or the database is needed and unavailable"},
+}

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from tests.utils.market_slices import write_slice
@@ -47,8 +46,3 @@ def service(api_db_url: str, tmp_path: Path) -> Iterator[Service]:
     yield svc
     svc.stop()
 
-
-def count_rows(db_url: str, table: str, where: str = "TRUE", params: tuple = ()) -> int:
-    with psycopg.connect(db_url) as conn:
-        return conn.execute(f"SELECT count(*) FROM public.{table} WHERE {where}",
-                            params).fetchone()[0]

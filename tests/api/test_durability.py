@@ -7,19 +7,10 @@ from pathlib import Path
 
 import psycopg
 
-from tests.api.conftest import count_rows
 from tests.utils.market_slices import predict_body
+from tests.utils.pg import count_rows, wait_for_rows
 from tests.utils.pg_outage import OwnPostgres, copy_active_model
 from tests.utils.service import start_service
-
-
-def wait_count(db_url: str, table: str, expected: int, timeout: float = 30.0) -> int:
-    deadline = time.monotonic() + timeout
-    n = count_rows(db_url, table)
-    while n < expected and time.monotonic() < deadline:
-        time.sleep(0.1)
-        n = count_rows(db_url, table)
-    return n
 
 
 def test_sigkill_with_queued_records_loses_nothing(api_db_url: str, tmp_path: Path):
@@ -36,7 +27,7 @@ def test_sigkill_with_queued_records_loses_nothing(api_db_url: str, tmp_path: Pa
     assert count_rows(api_db_url, "ml_predictions") == 0  # still only in the journal
     svc2 = start_service(db_url=api_db_url, data_dir=data_dir)
     try:
-        assert wait_count(api_db_url, "ml_predictions", len(ids)) == len(ids)
+        assert wait_for_rows(api_db_url, "ml_predictions", len(ids)) == len(ids)
         # replay once more (a second restart) must not duplicate anything
     finally:
         svc2.stop()
@@ -61,7 +52,7 @@ def test_database_outage_predictions_continue_and_all_land_once(
                 for i in range(10):
                     assert http.post("/api/v1/predict",
                                      json=predict_body(f"o-{i}", end=1500 + i)).status_code == 200
-                assert wait_count(url, "ml_predictions", 10) == 10
+                assert wait_for_rows(url, "ml_predictions", 10) == 10
                 pg.stop()
                 started = time.monotonic()
                 for i in range(10, 40):
@@ -73,7 +64,7 @@ def test_database_outage_predictions_continue_and_all_land_once(
                 assert ready["database"] == "unreachable"
                 assert ready["writer"]["queue_depth"] > 0
                 pg.start()
-                assert wait_count(url, "ml_predictions", 40, timeout=60) == 40
+                assert wait_for_rows(url, "ml_predictions", 40, timeout=60) == 40
             assert outage_seconds < 10  # predictions did not wait on the database
         finally:
             svc.stop()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.api.conftest import count_rows
 from tests.utils.market_slices import candles_columns, predict_body, sample
+from tests.utils.pg import count_rows
 from tests.utils.service import start_service
 
 

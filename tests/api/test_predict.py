@@ -7,18 +7,9 @@ import time
 import orjson
 import pytest
 
-from tests.api.conftest import count_rows
 from tests.utils.market_slices import predict_body
+from tests.utils.pg import count_rows, wait_for_rows
 from tests.utils.service import ADMIN_KEY, BOT_KEY, Service
-
-
-def wait_for_rows(db_url: str, table: str, expected: int, timeout: float = 10.0) -> int:
-    deadline = time.monotonic() + timeout
-    n = count_rows(db_url, table)
-    while n < expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        n = count_rows(db_url, table)
-    return n
 
 
 def test_prediction_lands_as_feature_row_and_prediction(service: Service, api_db_url: str):

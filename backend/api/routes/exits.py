@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from backend.api.deps import BotScope, ConnDep, WriterDep
 from backend.api.openapi_body import body_openapi, parse_body
-from backend.api.responses import FastJSONResponse
+from backend.api.responses import ERROR_RESPONSES, FastJSONResponse
 from backend.api.schemas.exits import (
     ExitEvaluateRequest,
     ExitEvaluateResponse,
@@ -22,13 +22,9 @@ from backend.positions.state import PositionState
 
 router = APIRouter(prefix="/api/v1/exits", tags=["exits"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or unknown API key"},
-    422: {"description": "Invalid input: `detail[].loc` names the field, `msg` the reason"},
-}
 
 
-@router.post("/evaluate", response_model=ExitEvaluateResponse, responses=_ERRORS,
+@router.post("/evaluate", response_model=ExitEvaluateResponse, responses=ERROR_RESPONSES,
              openapi_extra=body_openapi(ExitEvaluateRequest))
 async def evaluate_exit(request: Request, _: BotScope) -> FastJSONResponse:
     """Hold, exit, move the stop or take a partial: advice at the last candle's close."""
@@ -37,7 +33,7 @@ async def evaluate_exit(request: Request, _: BotScope) -> FastJSONResponse:
     return FastJSONResponse(advice.model_dump(mode="json"))
 
 
-@router.post("", response_model=ExitRecordResponse, responses=_ERRORS, status_code=201)
+@router.post("", response_model=ExitRecordResponse, responses=ERROR_RESPONSES, status_code=201)
 def record_exit(req: ExitRecordRequest, conn: ConnDep, writer: WriterDep, _: BotScope,
                 response: Response) -> ExitRecordResponse:
     """Record a closed position; label its signal and resolve its predictions (idempotent:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from backend.api.deps import BotScope
 from backend.api.errors import BadRequest, ServiceUnavailable
 from backend.api.openapi_body import body_openapi, parse_body
-from backend.api.responses import FastJSONResponse
+from backend.api.responses import ERROR_RESPONSES, FastJSONResponse
 from backend.api.schemas.candles import candles_to_arrays
 from backend.api.schemas.predict import (
     PredictBatchRequest,
@@ -23,15 +23,9 @@ from backend.ml.ml_system import MLSystem, Scored, Signal
 
 router = APIRouter(prefix="/api/v1", tags=["predict"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or unknown API key"},
-    413: {"description": "Body over the configured size"},
-    422: {"description": "Invalid input: `detail[].loc` names the field, `msg` the reason"},
-    503: {"description": "No active model yet"},
-}
 
 
-@router.post("/predict", response_model=PredictResponse, responses=_ERRORS,
+@router.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES,
              openapi_extra=body_openapi(PredictRequest))
 async def predict(request: Request, _: BotScope) -> FastJSONResponse:
     """Probability that the signal's trade pays, the take/skip decision and the model."""
@@ -50,7 +44,7 @@ def answer(state: Any, req: PredictRequest) -> dict[str, Any]:
     return _accept(state, _score(system, [signal], explain=req.explain)[0])
 
 
-@router.post("/predict/batch", response_model=PredictBatchResponse, responses=_ERRORS,
+@router.post("/predict/batch", response_model=PredictBatchResponse, responses=ERROR_RESPONSES,
              openapi_extra=body_openapi(PredictBatchRequest))
 async def predict_batch(request: Request, _: BotScope) -> FastJSONResponse:
     """Many signals in one call; answers in the same order."""
