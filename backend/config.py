@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     compiled_model_dir: Path | None = None  # default: data_dir/compiled_models
 
     # --- write-behind -------------------------------------------------------------------
-    writer_batch_size: int = 1000
+    writer_batch_size: int = 250  # small enough that one batch holds the GIL ~1 ms
     writer_flush_seconds: float = 0.25
     writer_retry_seconds: float = 1.0
 
