@@ -7,9 +7,6 @@ runs in well under a minute.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +18,7 @@ import pytest
 
 from backend.db import predictions, trade_features
 from backend.positions.cli import BACKTESTABLE
+from tests.utils.cli import run_cli
 from tests.utils.db_factories import feature_row, make_model, prediction_row
 from tests.utils.market_slices import sample, write_slice
 from tests.utils.service import start_service
@@ -33,18 +31,6 @@ TABLE_COLUMNS = ("count", "base_rate", "accuracy", "precision", "recall", "roc_a
                  "log_loss", "brier")
 EVALUATE = ("evaluate", "--trials", "1", "--seed", "3", "--json")
 ROWS = 1500
-
-
-def run_cli(*args: str, data_dir: Path, db_url: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the CLI with a clean environment: only the settings this test chose."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TML_") and k != "DATABASE_URL"}
-    env["TML_DATA_DIR"] = str(data_dir)
-    if db_url is not None:
-        env["DATABASE_URL"] = db_url
-    return subprocess.run([sys.executable, "-m", "backend", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def only_line(stderr: str) -> str:
