@@ -23,7 +23,6 @@ from tests.utils.db_factories import feature_row, make_model, prediction_row
 from tests.utils.market_slices import sample, write_slice
 from tests.utils.service import start_service
 
-ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"roc_auc", "log_loss", "brier", "accuracy", "precision", "recall", "base_rate",
            "count"}
 # The table `train` prints: one column per metric, in this order (backend/__main__.py).
