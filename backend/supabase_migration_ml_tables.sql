@@ -175,6 +175,11 @@ CREATE INDEX IF NOT EXISTS ml_models_created_idx
 CREATE INDEX IF NOT EXISTS ml_predictions_model_created_idx
     ON public.ml_predictions (model_id, created_at);
 
+-- predictions.recent_answers(limit): at start-up the service reloads the most recent
+-- answers so a repeated trade_id gets its stored prediction back after a restart.
+CREATE INDEX IF NOT EXISTS ml_predictions_created_idx
+    ON public.ml_predictions (created_at DESC);
+
 -- predictions.resolved_for_model(model_id, since) and the resolved-only aggregates of
 -- ml_model_performance_summary; partial: only predictions with an outcome.
 CREATE INDEX IF NOT EXISTS ml_predictions_resolved_model_created_idx

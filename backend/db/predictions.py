@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 
 from backend.db.bulk import StagedInsert, jsonb_param
 from backend.db.errors import translate
@@ -49,6 +49,13 @@ SET outcome = (e.pnl > 0)::int, realized_return = e.return_pct / 100.0,
     resolved_at = e.exit_time
 FROM public.position_exits e
 WHERE e.trade_id = p.trade_id AND p.outcome IS NULL AND p.trade_id = ANY(%(ids)s)
+"""
+RECENT_ANSWERS_SQL = """
+SELECT p.id, p.trade_id, p.probability, p.threshold, p.decision, p.contributions,
+       m.id AS model_id, m.name, m.version, m.feature_set_version
+FROM public.ml_predictions AS p JOIN public.ml_models AS m ON m.id = p.model_id
+ORDER BY p.created_at DESC
+LIMIT %(limit)s
 """
 RESOLVED_FOR_MODEL_SQL = """
 SELECT * FROM public.ml_predictions
@@ -123,6 +130,13 @@ def resolve_from_exits(conn: psycopg.Connection, *, trade_ids: Sequence[str]) ->
     """Resolve unresolved predictions of these trades whose exit is already recorded."""
     with translate():
         return conn.execute(RESOLVE_FROM_EXITS_SQL, {"ids": list(trade_ids)}).rowcount
+
+
+def recent_answers(conn: psycopg.Connection, *, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` most recent predictions with their model, newest first, as the fields
+    of a /predict answer (for the service's duplicate-trade_id memory)."""
+    with translate(), conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(RECENT_ANSWERS_SQL, {"limit": limit}).fetchall()
 
 
 def resolved_for_model(conn: psycopg.Connection, *, model_id: int,

@@ -156,6 +156,11 @@ class WriteBehindWriter:
             time.sleep(0.02)
         return self.depth == 0
 
+    def pending_entries(self) -> list[Entry]:
+        """Records accepted (journaled) but not yet committed, oldest first."""
+        with self._lock:
+            return [*self._pending, *self._queue]
+
     @property
     def depth(self) -> int:
         """Records accepted but not yet committed to Postgres."""

@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from backend.config import Settings
 from backend.db import models as models_db
+from backend.db import predictions as predictions_db
 from backend.db import trade_features
 from backend.db.errors import DatabaseError, translate
 from backend.db.write_behind import IN_MEMORY_KEY
@@ -44,6 +45,17 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 ACTIVATION_CHANNEL = "ml_model_activated"
 VECTOR_KEY = IN_MEMORY_KEY
+MAX_REMEMBERED = 200_000  # trade_ids whose answer is kept for duplicate requests
+
+
+def answer(*, prediction_id: Any, trade_id: str, probability: float, decision: str,
+           threshold: float, model: dict[str, Any], feature_set_version: str,
+           contributions: dict[str, float] | None) -> dict[str, Any]:
+    """The body of a /predict answer (PredictResponse), built in one place."""
+    return {"prediction_id": str(prediction_id), "trade_id": trade_id,
+            "probability": probability, "decision": decision, "threshold": threshold,
+            "model": model, "feature_set_version": feature_set_version,
+            "contributions": contributions, "duplicate": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +179,37 @@ class MLSystem:
         with self._served_lock:
             existing = self._served.setdefault(trade_id, encoded)
             self._served.move_to_end(trade_id)
-            while len(self._served) > 200_000:
+            while len(self._served) > MAX_REMEMBERED:
                 self._served.popitem(last=False)
         return response if existing is encoded else orjson.loads(existing)
+
+    def recall_answers(self, pending: Sequence[dict[str, Any]] = ()) -> int:
+        """Reload the duplicate-trade_id memory after a restart: the most recent stored
+        answers, then journaled ones not yet in the database. Returns how many."""
+        rows: list[dict[str, Any]] = []
+        # database down: the journal still counts
+        with contextlib.suppress(DatabaseError), self._conn() as conn:
+            rows = predictions_db.recent_answers(conn, limit=MAX_REMEMBERED)
+        for r in reversed(rows):  # oldest first: the first answer per trade_id is kept
+            self.remember(r["trade_id"], answer(
+                prediction_id=r["id"], trade_id=r["trade_id"], probability=r["probability"],
+                decision=r["decision"], threshold=r["threshold"],
+                model={"id": r["model_id"], "name": r["name"], "version": r["version"]},
+                feature_set_version=r["feature_set_version"],
+                contributions=r["contributions"]))
+        model = self.predictor.current
+        recalled = len(rows)
+        for e in pending:
+            p = e.get("prediction")
+            if not p or model is None or p["model_id"] != model.id:
+                continue  # another model's answer: it reaches the database shortly
+            self.remember(p["trade_id"], answer(
+                prediction_id=p["id"], trade_id=p["trade_id"], probability=p["probability"],
+                decision=p["decision"], threshold=p["threshold"], model=model.ref,
+                feature_set_version=model.feature_set_version,
+                contributions=p.get("contributions")))
+            recalled += 1
+        return recalled
 
     def enrich_contributions(self, entries: list[dict[str, Any]]) -> None:
         """Writer hook: top contributions for stored predictions, computed in batches off

@@ -161,6 +161,11 @@ class LoadedModel:
         return self._compiled is not None
 
     @property
+    def ref(self) -> dict[str, Any]:
+        """``{"id", "name", "version"}``: how answers name the model."""
+        return {"id": self.id, "name": self.name, "version": self.version}
+
+    @property
     def n_features(self) -> int:
         return len(self.feature_names)
 

@@ -20,15 +20,19 @@ def test_sigkill_with_queued_records_loses_nothing(api_db_url: str, tmp_path: Pa
     svc = start_service(db_url=api_db_url, data_dir=data_dir, env=slow)
     ids = [f"k-{i}" for i in range(40)]
     with svc.client() as http:
-        for i, trade_id in enumerate(ids):
-            assert http.post("/api/v1/predict",
-                             json=predict_body(trade_id, end=1500 + 11 * i)).status_code == 200
+        answers = [http.post("/api/v1/predict", json=predict_body(trade_id, end=1500 + 11 * i))
+                   for i, trade_id in enumerate(ids)]
+    assert all(a.status_code == 200 for a in answers)
+    first_id = answers[0].json()["prediction_id"]
     svc.kill()
     assert count_rows(api_db_url, "ml_predictions") == 0  # still only in the journal
     svc2 = start_service(db_url=api_db_url, data_dir=data_dir)
     try:
+        # the journal is replayed, and its answers are remembered for repeated trade_ids
+        with svc2.client() as http:
+            again = http.post("/api/v1/predict", json=predict_body(ids[0], end=4000)).json()
+        assert again["duplicate"] is True and again["prediction_id"] == first_id
         assert wait_for_rows(api_db_url, "ml_predictions", len(ids)) == len(ids)
-        # replay once more (a second restart) must not duplicate anything
     finally:
         svc2.stop()
     svc3 = start_service(db_url=api_db_url, data_dir=data_dir)

@@ -197,3 +197,25 @@ def test_metrics_and_ready(service: Service):
     assert "tml_writer_queue_depth" in text and "tml_writer_journal_bytes" in text
     assert "tml_active_model_version{" in text
     assert 'tml_http_requests_total{method="POST",route="/api/v1/predict",status="200"}' in text
+
+
+def test_same_trade_id_after_a_restart_returns_the_stored_prediction(api_db_url: str,
+                                                                      tmp_path):
+    from tests.utils.service import start_service
+
+    data_dir = tmp_path / "svc"
+    first_svc = start_service(db_url=api_db_url, data_dir=data_dir)
+    with first_svc.client() as http:
+        first = http.post("/api/v1/predict", json=predict_body("restart-1")).json()
+    first_svc.stop()
+    second_svc = start_service(db_url=api_db_url, data_dir=data_dir)
+    try:
+        with second_svc.client() as http:
+            again = http.post("/api/v1/predict",
+                              json=predict_body("restart-1", end=3400)).json()
+    finally:
+        second_svc.stop()
+    assert again["duplicate"] is True
+    assert again["prediction_id"] == first["prediction_id"]
+    assert again["probability"] == first["probability"]
+    assert count_rows(api_db_url, "ml_predictions", "trade_id = 'restart-1'") == 1

@@ -20,6 +20,7 @@ from backend.api.schemas.predict import (
 )
 from backend.ml.candles import CandleError
 from backend.ml.ml_system import MLSystem, Scored, Signal
+from backend.ml.ml_system import answer as answer_body
 
 router = APIRouter(prefix="/api/v1", tags=["predict"])
 
@@ -104,16 +105,10 @@ def _accept(state: Any, scored: Scored) -> dict[str, Any]:
     except OSError as exc:  # journal not writable: not accepted, nothing promised
         raise ServiceUnavailable(f"cannot journal the prediction: {exc}") from None
     m = scored.model
-    response = {
-        "prediction_id": str(scored.prediction_id),
-        "trade_id": scored.signal.trade_id,
-        "probability": scored.probability,
-        "decision": scored.decision,
-        "threshold": scored.threshold,
-        "model": {"id": m.id, "name": m.name, "version": m.version},
-        "feature_set_version": m.feature_set_version,
-        "contributions": scored.contributions,
-        "duplicate": False,
-    }
+    response = answer_body(
+        prediction_id=scored.prediction_id, trade_id=scored.signal.trade_id,
+        probability=scored.probability, decision=scored.decision, threshold=scored.threshold,
+        model=m.ref, feature_set_version=m.feature_set_version,
+        contributions=scored.contributions)
     state.metrics.predictions.labels(scored.decision).inc()
     return state.system.remember(scored.signal.trade_id, response)
