@@ -57,6 +57,10 @@ FROM public.ml_predictions AS p JOIN public.ml_models AS m ON m.id = p.model_id
 ORDER BY p.created_at DESC
 LIMIT %(limit)s
 """
+EARLIEST_RESOLVED_SINCE_SQL = """
+SELECT min(created_at) FROM public.ml_predictions
+WHERE model_id = %(model_id)s AND resolved_at >= %(since)s
+"""
 RESOLVED_FOR_MODEL_SQL = """
 SELECT * FROM public.ml_predictions
 WHERE model_id = %(model_id)s AND outcome IS NOT NULL
@@ -137,6 +141,15 @@ def recent_answers(conn: psycopg.Connection, *, limit: int) -> list[dict[str, An
     of a /predict answer (for the service's duplicate-trade_id memory)."""
     with translate(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(RECENT_ANSWERS_SQL, {"limit": limit}).fetchall()
+
+
+def earliest_resolved_since(conn: psycopg.Connection, *, model_id: int,
+                            since: datetime) -> datetime | None:
+    """Creation time of the oldest prediction of ``model_id`` resolved at or after
+    ``since`` (the tracker recomputes every day such a late outcome belongs to)."""
+    with translate():
+        return conn.execute(EARLIEST_RESOLVED_SINCE_SQL,
+                            {"model_id": model_id, "since": since}).fetchone()[0]
 
 
 def resolved_for_model(conn: psycopg.Connection, *, model_id: int,

@@ -28,7 +28,7 @@ from backend.config import Settings
 from backend.db import models as models_db
 from backend.db import predictions as predictions_db
 from backend.db import trade_features
-from backend.db.errors import DatabaseError, translate
+from backend.db.errors import Conflict, DatabaseError, translate
 from backend.db.write_behind import IN_MEMORY_KEY
 from backend.ml import dataset as dataset_mod
 from backend.ml import performance_tracker, registry
@@ -247,14 +247,32 @@ class MLSystem:
         current = self.predictor.current
         if row is None or (current is not None and current.id == row.id):
             return current
+        problem = self.incompatibility(row)
+        if problem is not None:  # e.g. activated by a newer release during a rolling deploy
+            log.error("not serving model %s v%d (id %d): %s; keeping the current one",
+                      row.name, row.version, row.id, problem)
+            return current
         model = load_model(row, cache_dir=self.settings.model_cache_dir,
                            compile=self.settings.compile_models)
         self.predictor.swap(model)
         log.info("serving model %s v%d (id %d)", row.name, row.version, row.id)
         return model
 
+    def incompatibility(self, row: models_db.ModelRow | models_db.ModelSummary) -> str | None:
+        """Why this process cannot serve ``row`` (its features are not the ones computed
+        here, in name and order), or None when it can."""
+        if row.feature_set_version != FEATURE_SET_VERSION:
+            return (f"it uses feature set {row.feature_set_version!r}; this service computes "
+                    f"{FEATURE_SET_VERSION!r}")
+        if list(row.feature_names) != self.extractor.feature_names:
+            return "its feature names or their order differ from this service's feature set"
+        return None
+
     def activate(self, model_id: int, *, activated_by: str) -> models_db.ModelRow:
         with self._conn() as conn:
+            problem = self.incompatibility(models_db.get(conn, model_id=model_id))
+            if problem is not None:
+                raise Conflict(f"model {model_id} cannot be served: {problem}")
             row = models_db.activate(conn, model_id=model_id, activated_by=activated_by)
         if row.name == self.settings.model_name:
             self.load_active()

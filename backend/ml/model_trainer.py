@@ -46,6 +46,10 @@ def fixed_params(algorithm: str, seed: int) -> dict[str, Any]:
             "force_row_wise": True, "bagging_freq": 1, "verbosity": -1}
 
 
+# Bumped whenever suggest_params changes, so shared studies never mix two search spaces.
+SEARCH_SPACE_VERSION = 2
+
+
 def suggest_params(trial: optuna.Trial, algorithm: str) -> dict[str, Any]:
     """The search space: small and sane for a few hundred to a few thousand signals.
 
@@ -358,6 +362,20 @@ class ModelTrainer(BaseEstimator):
 
     # -- search -------------------------------------------------------------------------------
 
+    def _scoped_study_name(self, X: np.ndarray, y: np.ndarray, folds: list) -> str | None:
+        """``study_name`` plus the algorithm and a digest of the data, folds and seed.
+
+        Workers tuning the same data share a study; a run on other data, another split or
+        another algorithm never reads (or prunes against) trials that are not its own.
+        """
+        if self.study_name is None:
+            return None
+        digest = hashlib.sha256()
+        for part in (X, y, *(i for fold in folds for i in fold)):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        digest.update(f"{self.algorithm}:{self.seed}:{SEARCH_SPACE_VERSION}".encode())
+        return f"{self.study_name}-{self.algorithm}-{digest.hexdigest()[:16]}"
+
     def _optimize(
         self, X: np.ndarray, y: np.ndarray, names: list[str], folds: list
     ) -> optuna.Study:
@@ -378,7 +396,7 @@ class ModelTrainer(BaseEstimator):
             storage=resolve_storage(self.storage),
             sampler=optuna.samplers.TPESampler(seed=self.seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-            study_name=self.study_name,
+            study_name=self._scoped_study_name(X, y, folds),
             direction="minimize",
             load_if_exists=True,
         )

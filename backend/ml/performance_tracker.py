@@ -128,7 +128,8 @@ def _all_model_ids(conn: psycopg.Connection) -> list[int]:
 def track(
     conn: psycopg.Connection, *, model_ids: Sequence[int] | None = None, days: int = 30
 ) -> int:
-    """Recompute and upsert the daily rows of the last ``days`` UTC days (today included).
+    """Recompute and upsert the daily rows of the last ``days`` UTC days (today included),
+    and of any older day with a prediction resolved within that window.
 
     ``model_ids`` None means every registered model (models without predictions in the
     window write nothing). Idempotent: a second run writes the same figures. Returns the
@@ -137,7 +138,13 @@ def track(
     since = window_start(days)
     written = 0
     for model_id in (_all_model_ids(conn) if model_ids is None else model_ids):
-        records = predictions.with_features(conn, model_id=model_id, since=since)
+        # A trade that closes after its prediction's day left the window (a daily timeframe
+        # holds for weeks) still changes that day: recompute from the oldest such day.
+        start = since
+        late = predictions.earliest_resolved_since(conn, model_id=model_id, since=since)
+        if late is not None and late < since:
+            start = datetime.combine(late.astimezone(UTC).date(), time(0), tzinfo=UTC)
+        records = predictions.with_features(conn, model_id=model_id, since=start)
         if not records:
             continue
         model = models.get(conn, model_id=model_id)

@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
 from backend.db import models
+from backend.db.errors import translate
 from backend.ml.metrics import classification_metrics
 from backend.ml.model_trainer import Booster, predict_booster
 
@@ -174,17 +175,23 @@ def promote_if_better(
             f"after the held-out window starts ({holdout_start})"
         )
     candidate_score = _score(candidate, X_holdout, y, metric)
-    active = models.get_active(conn, name=candidate.name)
-    if active is not None and active.id == candidate.id:
-        return PromotionResult(False, candidate_score, candidate_score, "already active")
-    if active is None:
-        models.activate(conn, model_id=candidate.id, activated_by=activated_by)
-        return PromotionResult(True, candidate_score, None, "no active model")
-    active_score = _score(active, X_holdout, y, metric)
-    higher_better = PROMOTION_METRICS[metric]
-    better = candidate_score > active_score if higher_better else candidate_score < active_score
-    comparison = f"{metric} {candidate_score:.6g} vs active v{active.version} {active_score:.6g}"
-    if better:
-        models.activate(conn, model_id=candidate.id, activated_by=activated_by)
-        return PromotionResult(True, candidate_score, active_score, f"better: {comparison}")
-    return PromotionResult(False, candidate_score, active_score, f"not better: {comparison}")
+    # Compare and activate under the name's lock, in one transaction: two trainers finishing
+    # together cannot each beat the old model and skip comparing with each other.
+    with translate(), conn.transaction():
+        conn.execute(models.NAME_LOCK_SQL, {"name": candidate.name})
+        active = models.get_active(conn, name=candidate.name)
+        if active is not None and active.id == candidate.id:
+            return PromotionResult(False, candidate_score, candidate_score, "already active")
+        if active is None:
+            models.activate(conn, model_id=candidate.id, activated_by=activated_by)
+            return PromotionResult(True, candidate_score, None, "no active model")
+        active_score = _score(active, X_holdout, y, metric)
+        higher_better = PROMOTION_METRICS[metric]
+        better = (candidate_score > active_score if higher_better
+                  else candidate_score < active_score)
+        comparison = (f"{metric} {candidate_score:.6g} vs active v{active.version} "
+                      f"{active_score:.6g}")
+        if better:
+            models.activate(conn, model_id=candidate.id, activated_by=activated_by)
+            return PromotionResult(True, candidate_score, active_score, f"better: {comparison}")
+        return PromotionResult(False, candidate_score, active_score, f"not better: {comparison}")

@@ -84,3 +84,27 @@ def test_activation_reaches_another_replica_without_restart(service: Service,
         assert seen is not None and seen["model"]["id"] == new_id
     finally:
         other.stop()
+
+
+def test_a_model_with_other_features_is_refused_not_served(service: Service, api_db_url: str):
+    """A model whose feature list differs from what this service computes (another feature
+    set, or another order) is never served: activation answers 409 and nothing changes."""
+    with psycopg.connect(api_db_url, autocommit=True) as conn:
+        src, names = conn.execute(
+            "SELECT id, feature_names FROM ml_models WHERE status = 'active'").fetchone()
+        cols = ("name, algorithm, feature_set_version, hyperparameters, metrics, "
+                "training_distribution, train_start, train_end, n_samples, artifact, "
+                "artifact_format, artifact_sha256")
+        reordered = list(reversed(names))
+        bad_id = conn.execute(
+            f"INSERT INTO ml_models (version, feature_names, {cols}) SELECT version + 1, %s, "
+            f"{cols} FROM ml_models WHERE id = %s RETURNING id",
+            (psycopg.types.json.Jsonb(reordered), src)).fetchone()[0]
+    with service.client(key=ADMIN_KEY) as http:
+        r = http.post(f"/api/v1/models/{bad_id}/activate")
+        served = http.post("/api/v1/predict", json=predict_body("feat-1")).json()["model"]
+    assert r.status_code == 409 and "feature" in r.json()["detail"]
+    assert served["id"] == src
+    with psycopg.connect(api_db_url) as conn:
+        assert conn.execute("SELECT status FROM ml_models WHERE id = %s",
+                            (bad_id,)).fetchone()[0] == "candidate"

@@ -140,3 +140,34 @@ def test_window_is_whole_utc_days() -> None:
     assert window_start(30, now=now) == datetime(2026, 2, 9, tzinfo=UTC)
     with pytest.raises(ValueError, match=r"^days:"):
         window_start(0)
+
+
+def test_an_outcome_that_arrives_after_its_day_left_the_window_still_counts(
+        conn: psycopg.Connection) -> None:
+    """Three predictions 29 days ago; one stop-out resolves at once, the two winners only
+    when the day has left a 28-day window. The day's row must end with all three."""
+    model = make_model(conn, training_distribution={})
+    created = datetime.now(UTC) - timedelta(days=29)
+    rows = []
+    for outcome in (0, None, None):
+        feature = feature_row()
+        trade_features.insert_many(conn, [feature])
+        rows.append(PredictionRow(
+            id=uuid.uuid4(), model_id=model.id, trade_id=feature.trade_id, probability=0.6,
+            threshold=0.5, decision="take", contributions=None, latency_ms=0.1,
+            created_at=created, outcome=outcome,
+            realized_return=None if outcome is None else -0.01,
+            resolved_at=None if outcome is None else created + timedelta(days=1)))
+    predictions.insert_many(conn, rows)
+    track(conn, model_ids=[model.id], days=30)
+    [before] = performance.list_performance(conn, model_id=model.id)
+    assert (before.n_resolved, before.base_rate) == (1, 0.0)
+    for r in rows[1:]:
+        predictions.resolve(conn, trade_id=r.trade_id, outcome=1, realized_return=0.02,
+                            resolved_at=datetime.now(UTC))
+    assert track(conn, model_ids=[model.id], days=28) == 1
+    [after] = performance.list_performance(conn, model_id=model.id)
+    assert after.date == before.date
+    # by hand: 3 resolved, 2 of them winners
+    assert (after.n_predictions, after.n_resolved) == (3, 3)
+    assert after.base_rate == pytest.approx(2 / 3)

@@ -225,8 +225,25 @@ def test_postgres_storage_shares_one_study(db_url: str, form: str) -> None:
     ModelTrainer(n_trials=1, n_splits=3, storage=storage, study_name="pg").fit(*data)
     second = ModelTrainer(n_trials=1, n_splits=3, storage=storage, study_name="pg").fit(*data)
     assert len(second.study_.trials) == 2
-    stored = optuna.load_study(study_name="pg", storage=second.study_._storage)
+    stored = optuna.load_study(study_name=second.study_.study_name,
+                               storage=second.study_._storage)
     assert len(stored.trials) == 2
+    assert stored.study_name.startswith("pg-xgboost-")
+
+
+def test_shared_study_never_mixes_other_data_or_algorithms(tmp_path: Path) -> None:
+    """One configured study name, several data sets and algorithms: each run only sees the
+    trials of runs on its own data, split and algorithm."""
+    storage = journal_storage(str(tmp_path / "study.log"))
+    a = ModelTrainer(n_trials=2, n_splits=3, storage=storage, study_name="s").fit(
+        *planted_signals(n=200, seed=1))
+    b = ModelTrainer(n_trials=1, n_splits=3, storage=storage, study_name="s").fit(
+        *planted_signals(n=200, seed=2))
+    c = ModelTrainer(algorithm="lightgbm", n_trials=1, n_splits=3, storage=storage,
+                     study_name="s").fit(*planted_signals(n=200, seed=1))
+    names = {t.study_.study_name for t in (a, b, c)}
+    assert len(names) == 3
+    assert [len(t.study_.trials) for t in (a, b, c)] == [2, 1, 1]
 
 
 def test_real_goog_signals() -> None:
