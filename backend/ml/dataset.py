@@ -106,7 +106,7 @@ def build_dataset(candles: Candles, *, strategies: Sequence[str] | None = None,
     the indicator warm-up, where recursive indicators are computed differently from every
     later row (and from serving with a full window). Signals whose label window runs past
     the data end are dropped by :func:`~backend.ml.labeling.triple_barrier`. The stop and
-    target prices of the barriers are the signal's stop/target context features.
+    target context features are left missing (NaN): see the comment in the body.
 
     Returns
     -------
@@ -130,7 +130,12 @@ def build_dataset(candles: Candles, *, strategies: Sequence[str] | None = None,
     rows = pd.concat(labelled, ignore_index=True)
     rows = rows.sort_values("pos", kind="stable").reset_index(drop=True)
     market = extractor.transform(candles)
-    X = extractor.signal_matrix(market, candles, rows)
+    # The barrier stop/target are fixed ATR multiples here, so their distances in ATR would
+    # be constants plus ATR-definition noise that trees split on. Left missing, the stop,
+    # target and reward/risk features stay inert until real outcomes (where the bot sends
+    # its own stops and targets) teach them.
+    X = extractor.signal_matrix(market, candles,
+                                rows.assign(stop_price=np.nan, target_price=np.nan))
     seconds = candles.time[rows["pos"].to_numpy(dtype=np.int64)]
     meta = pd.DataFrame({
         "strategy": rows["strategy"].astype(str),

@@ -62,6 +62,8 @@ def feature_drift(
     """PSI per reference feature of the live ``feature_rows`` (absent key = missing)."""
     drift = {}
     for name, ref in reference.items():
+        if ref.get("nan_share", 0.0) >= 1.0:
+            continue  # never present in training: the model cannot use it, nothing drifts
         values = [_number(row.get(name)) for row in feature_rows]
         drift[name] = psi(ref["proportions"], values, ref["edges"],
                           expected_nan_share=ref["nan_share"])
