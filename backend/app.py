@@ -83,8 +83,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.to_thread(bootstrap_model, system)
     except (DatabaseError, ModelIntegrityError) as exc:
         log.error("no model loaded yet (%s); the watcher retries", exc)
-    recalled = await asyncio.to_thread(system.recall_answers, writer.pending_entries())
-    log.info("remembered %d recent answers for repeated trade_ids", recalled)
+    system.pending_source = writer.pending_entries
+    await asyncio.to_thread(system.ensure_recalled)  # or later, once the database answers
     system.start_watching(url)
     tracker = asyncio.create_task(_track_periodically(system, s.tracker_interval_seconds))
     announce(s, app.state.api_keys, system)

@@ -45,6 +45,13 @@ SET label = (e.pnl > 0)::int, realized_return = e.return_pct / 100.0,
     realized_pnl = e.pnl, closed_at = e.exit_time
 FROM public.position_exits e
 WHERE e.trade_id = f.trade_id AND f.label IS NULL AND f.trade_id = ANY(%(ids)s)
+  AND e.exit_time >= f.signal_time  -- an inconsistent pair stays unlabelled, never rejected
+"""
+# Serialises the writer's batch and an exit report touching the same trade, so neither can
+# miss the other's uncommitted rows (both run at READ COMMITTED). Sorted: no deadlock.
+LOCK_TRADES_SQL = """
+SELECT pg_advisory_xact_lock(hashtextextended('ml_trade:' || t, 0))
+FROM (SELECT DISTINCT unnest(%(ids)s::text[]) AS t ORDER BY 1) AS ids
 """
 LABELED_SQL = """
 SELECT * FROM public.ml_trade_features
@@ -104,6 +111,13 @@ def label_trade(conn: psycopg.Connection, *, trade_id: str, label: int,
               "realized_pnl": realized_pnl, "closed_at": closed_at}
     with translate():
         return conn.execute(LABEL_SQL, params).rowcount > 0
+
+
+def lock_trades(conn: psycopg.Connection, *, trade_ids: Sequence[str]) -> None:
+    """Transaction-scoped locks on these trades (see LOCK_TRADES_SQL); call inside a
+    transaction."""
+    with translate():
+        conn.execute(LOCK_TRADES_SQL, {"ids": list(trade_ids)})
 
 
 def label_from_exits(conn: psycopg.Connection, *, trade_ids: Sequence[str]) -> int:

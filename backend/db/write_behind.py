@@ -12,6 +12,8 @@ replay of a batch that had in fact committed inserts nothing twice.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import threading
@@ -99,11 +101,15 @@ class WriteBehindWriter:
         self._segment_no = 0
         self._segment: Any = None
         self._thread: threading.Thread | None = None
+        self._lock_fd: int | None = None
+        self._accepted_seq = 0  # records submitted so far
+        self._committed_seq = 0  # of those, the ones known to be in Postgres
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Replay what an earlier process left in the journal, then start the thread."""
         self.journal_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_journal()
         leftovers = sorted(self.journal_dir.glob("segment-*.jsonl"), key=_segment_number)
         for path in leftovers:
             entries = _read_segment(path)
@@ -127,8 +133,24 @@ class WriteBehindWriter:
             self._thread.join(timeout)
         with self._lock:
             if self._segment is not None:
-                self._segment.close()
+                with contextlib.suppress(OSError):
+                    self._segment.close()
                 self._segment = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def _lock_journal(self) -> None:
+        """One process per journal: a second one would replay (and delete) segments the
+        first is still appending to."""
+        fd = os.open(self.journal_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeError(f"journal {self.journal_dir} is in use by another process: "
+                               "give each replica its own TML_DATA_DIR") from None
+        self._lock_fd = fd
 
     # ---- producer side (request path) --------------------------------------------------
     def submit(self, entry: Entry) -> None:
@@ -138,23 +160,34 @@ class WriteBehindWriter:
                      if IN_MEMORY_KEY in entry else entry)
         line = orjson.dumps(journaled, default=_default) + b"\n"
         with self._lock:
+            if self._segment is None or self._segment.closed:
+                raise OSError("the journal is not open (see the writer's last error)")
             self._segment.write(line)
             self._segment.flush()  # to the OS: survives a SIGKILL of this process
             self._queue.append(entry)
             self.stats.accepted += 1
+            self._accepted_seq += 1
             size = len(self._queue)
         if size >= self.batch_size:
             self._wake.set()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Block until everything submitted so far is committed (tests, shutdown)."""
+        """Block until everything submitted before this call is committed; records that
+        arrive meanwhile are not waited for. False if the timeout came first."""
+        with self._lock:
+            target = self._accepted_seq
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.depth == 0:
-                return True
+        while self._committed_seq < target:
+            if time.monotonic() >= deadline:
+                return False
             self._wake.set()
-            time.sleep(0.02)
-        return self.depth == 0
+            time.sleep(0.01)
+        return True
+
+    @property
+    def alive(self) -> bool:
+        """The writer thread is running (it only stops at close)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def pending_entries(self) -> list[Entry]:
         """Records accepted (journaled) but not yet committed, oldest first."""
@@ -168,42 +201,67 @@ class WriteBehindWriter:
             return len(self._queue) + len(self._pending)
 
     def journal_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.journal_dir.glob("segment-*.jsonl")
-                   if p.exists())
+        total = 0
+        for path in self.journal_dir.glob("segment-*.jsonl"):
+            with contextlib.suppress(FileNotFoundError):  # committed and deleted meanwhile
+                total += path.stat().st_size
+        return total
 
     # ---- consumer side (writer thread) -------------------------------------------------
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.flush_seconds)
-            self._wake.clear()
-            stopping = self._stop.is_set()
-            self._take_queue()
-            if self._pending:
-                ok = self._write_pending()
-                if not ok:
-                    if stopping:
-                        log.warning("database unavailable at shutdown: %d records stay "
-                                    "journaled for the next start", len(self._pending))
-                        return
-                    self._stop.wait(self.retry_seconds)
-                    continue
-            if stopping:
-                with self._lock:
-                    if not self._queue:
-                        return
+            try:
+                if self._cycle():
+                    return
+            except Exception as exc:  # never die: the journal keeps every record meanwhile
+                log.exception("write-behind cycle failed")
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self._stop.wait(self.retry_seconds)
+
+    def _cycle(self) -> bool:
+        """One wait-take-write round; True when the writer should stop."""
+        self._wake.wait(self.flush_seconds)
+        self._wake.clear()
+        stopping = self._stop.is_set()
+        self._take_queue()
+        if self._pending:
+            ok = self._write_pending()
+            if not ok:
+                if stopping:
+                    log.warning("database unavailable at shutdown: %d records stay "
+                                "journaled for the next start", len(self._pending))
+                    return True
+                self._stop.wait(self.retry_seconds)
+                return False
+        if stopping:
+            with self._lock:
+                if not self._queue:
+                    return True
+        return False
 
     def _take_queue(self) -> None:
         with self._lock:
             if not self._queue:
                 return
+            # The queued records are already in the journal: they are pending either way.
             self._pending.extend(self._queue)
             self._queue = []
-            # Everything taken lives in segments up to the current one: rotate so those
-            # segments can be deleted once the batch commits.
-            self._segment.close()
+            # Rotate so the segments holding them can be deleted once they commit. Open the
+            # next segment first: if that fails (disk full, directory gone) keep appending
+            # to the current one and try again next round.
+            try:
+                new = self._new_segment(self._segment_no + 1)
+            except OSError as exc:
+                log.error("cannot rotate the journal (%s); will retry", exc)
+                self.stats.last_error = f"journal rotation: {exc}"
+                return
+            old, self._segment = self._segment, new
             self._pending_segments.append(self._segment_path(self._segment_no))
             self._segment_no += 1
-            self._open_segment()
+            try:
+                old.close()
+            except OSError as exc:  # its flushed lines are on disk; unflushed ones were
+                log.error("closing a journal segment: %s", exc)  # never accepted
 
     def _write_pending(self) -> bool:
         batch = self._pending
@@ -232,6 +290,8 @@ class WriteBehindWriter:
         with self._lock:
             self._pending = []
             done, self._pending_segments = self._pending_segments, []
+            # everything accepted before the queue was last taken is now committed
+            self._committed_seq = self._accepted_seq - len(self._queue)
         for path in done:
             path.unlink(missing_ok=True)
         self.stats.written_batches += 1
@@ -252,6 +312,7 @@ class WriteBehindWriter:
         feats = [e["feature"] for e in batch if e.get("feature")]
         preds = [e["prediction"] for e in batch if e.get("prediction")]
         with translate(), self.pool.connection() as conn, conn.transaction():
+            trade_features.lock_trades(conn, trade_ids=[e["trade_id"] for e in feats + preds])
             if feats:
                 trade_features.insert_json(conn, rows_json=_json(feats))
                 trade_features.label_from_exits(conn, trade_ids=[f["trade_id"] for f in feats])
@@ -265,8 +326,9 @@ class WriteBehindWriter:
             try:
                 self._write_batch([entry])
             except (InvalidData, *MALFORMED) as exc:
-                rejects.append({"entry": {k: v for k, v in entry.items() if k != IN_MEMORY_KEY},
-                                "error": str(exc)})
+                kept = ({k: v for k, v in entry.items() if k != IN_MEMORY_KEY}
+                        if isinstance(entry, dict) else entry)
+                rejects.append({"entry": kept, "error": str(exc)})
         if rejects:
             self.stats.rejected += len(rejects)
             with open(self.journal_dir / "rejected.jsonl", "ab") as fh:
@@ -278,9 +340,11 @@ class WriteBehindWriter:
         return self.journal_dir / f"segment-{n:08d}.jsonl"
 
     def _open_segment(self) -> None:
-        path = self._segment_path(self._segment_no)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._segment = os.fdopen(fd, "ab", buffering=1 << 16)
+        self._segment = self._new_segment(self._segment_no)
+
+    def _new_segment(self, n: int) -> Any:
+        fd = os.open(self._segment_path(n), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "ab", buffering=1 << 16)
 
 
 def _json(rows: list[dict[str, Any]]) -> str:
@@ -298,7 +362,12 @@ def _read_segment(path: Path) -> list[Entry]:
             if not line.endswith(b"\n"):
                 break  # torn last line of a crash mid-write: that record was never accepted
             try:
-                entries.append(orjson.loads(line))
+                entry = orjson.loads(line)
             except orjson.JSONDecodeError:
                 log.error("skipping corrupt journal line in %s", path)
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+            else:
+                log.error("skipping a journal line that is not a record in %s", path)
     return entries

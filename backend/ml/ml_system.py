@@ -135,6 +135,9 @@ class MLSystem:
         self._served: OrderedDict[str, bytes] = OrderedDict()
         self._served_lock = threading.Lock()
         self._watch_stop = threading.Event()
+        self._recalled = False
+        # journaled records not yet in the database (the app sets the writer's)
+        self.pending_source: Callable[[], Sequence[dict[str, Any]]] = lambda: ()
         self._watcher: threading.Thread | None = None
 
     # ---- serving -----------------------------------------------------------------------
@@ -183,13 +186,21 @@ class MLSystem:
                 self._served.popitem(last=False)
         return response if existing is encoded else orjson.loads(existing)
 
+    def ensure_recalled(self) -> None:
+        """Recall stored answers once the database has answered (see recall_answers)."""
+        if not self._recalled:
+            recalled = self.recall_answers(self.pending_source())
+            if self._recalled:
+                log.info("remembered %d recent answers for repeated trade_ids", recalled)
+
     def recall_answers(self, pending: Sequence[dict[str, Any]] = ()) -> int:
         """Reload the duplicate-trade_id memory after a restart: the most recent stored
         answers, then journaled ones not yet in the database. Returns how many."""
         rows: list[dict[str, Any]] = []
-        # database down: the journal still counts
+        # database down: the journal still counts, and the model watcher tries again
         with contextlib.suppress(DatabaseError), self._conn() as conn:
             rows = predictions_db.recent_answers(conn, limit=MAX_REMEMBERED)
+            self._recalled = True
         for r in reversed(rows):  # oldest first: the first answer per trade_id is kept
             self.remember(r["trade_id"], answer(
                 prediction_id=r["id"], trade_id=r["trade_id"], probability=r["probability"],
@@ -297,12 +308,14 @@ class MLSystem:
                         for _ in conn.notifies(timeout=poll, stop_after=1):
                             break
                         self.load_active()
+                        self.ensure_recalled()
             except Exception as exc:  # keep watching through outages
                 log.debug("model watcher: %s", exc)
                 self._watch_stop.wait(poll)
                 # LISTEN itself may be refused (e.g. a transaction pooler): poll instead.
                 with contextlib.suppress(Exception):
                     self.load_active()
+                    self.ensure_recalled()
 
     # ---- training ----------------------------------------------------------------------
     def dataset_from_candles(self, candles: Candles, *, strategies: Sequence[str] | None = None,

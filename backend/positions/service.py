@@ -70,7 +70,8 @@ def exit_row(req: ExitRecordRequest) -> PositionExitRow:
     if req.initial_stop is not None:
         risk = abs(req.entry_price - req.initial_stop) * req.quantity
         r_multiple = pnl / risk if risk > 0 else math.inf
-    figures = {"pnl": pnl, "quantity": pnl / notional if notional > 0 else math.inf,
+    return_pct = pnl / notional * 100.0 if notional > 0 else math.inf
+    figures = {"pnl": pnl, "quantity": return_pct,
                "initial_stop": r_multiple if r_multiple is not None else 0.0}
     for field, value in figures.items():
         if not math.isfinite(value):  # e.g. a quantity of 5e-324 underflows the notional
@@ -79,7 +80,7 @@ def exit_row(req: ExitRecordRequest) -> PositionExitRow:
         trade_id=req.trade_id, symbol=req.symbol, side=req.side,
         entry_time=req.entry_time, exit_time=req.exit_time, entry_price=req.entry_price,
         exit_price=req.exit_price, quantity=req.quantity, exit_reason=req.exit_reason,
-        pnl=pnl, return_pct=pnl / notional * 100.0, r_multiple=r_multiple,
+        pnl=pnl, return_pct=return_pct, r_multiple=r_multiple,
         mfe=req.mfe, mae=req.mae,
         holding_seconds=(req.exit_time - req.entry_time).total_seconds(),
         policy_name=req.policy_name, policy_params=req.policy_params,
@@ -99,15 +100,14 @@ def record_exit(conn: psycopg.Connection, req: ExitRecordRequest
     """
     row = exit_row(req)
     with conn.transaction():
+        # The write-behind batch carrying this trade's rows takes the same lock.
+        trade_features.lock_trades(conn, trade_ids=[row.trade_id])
         stored, created = position_exits.insert(conn, row)
-        if created:
-            label = 1 if stored.pnl > 0 else 0
-            realized_return = stored.return_pct / 100.0
-            trade_features.label_trade(conn, trade_id=stored.trade_id, label=label,
-                                       realized_return=realized_return,
-                                       realized_pnl=stored.pnl, closed_at=stored.exit_time)
-            predictions.resolve(conn, trade_id=stored.trade_id, outcome=label,
-                                realized_return=realized_return, resolved_at=stored.exit_time)
+        # One labelling rule, in SQL, for both orders of arrival (label = net pnl > 0): it
+        # labels what is stored now; rows still in the write-behind queue are labelled by
+        # the same statements when they land. A retried report repairs anything left open.
+        trade_features.label_from_exits(conn, trade_ids=[stored.trade_id])
+        predictions.resolve_from_exits(conn, trade_ids=[stored.trade_id])
     return stored, created
 
 

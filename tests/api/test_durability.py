@@ -79,3 +79,37 @@ def test_database_outage_predictions_continue_and_all_land_once(
         pg.stop()
 
 
+
+
+def test_restart_during_an_outage_still_remembers_repeated_trade_ids(
+        api_db_url: str, tmp_path: Path):
+    """The service restarts while the database is down; once it is back, a repeated
+    trade_id still gets its stored answer (the recall is retried by the model watcher)."""
+    pg = OwnPostgres(tmp_path / "own-pg")
+    url = pg.start()
+    data_dir = tmp_path / "svc"
+    try:
+        copy_active_model(api_db_url, url)
+        svc = start_service(db_url=url, data_dir=data_dir)
+        with svc.client() as http:
+            first = http.post("/api/v1/predict", json=predict_body("rc-1")).json()
+        assert wait_for_rows(url, "ml_predictions", 1) == 1
+        svc.stop()
+        pg.stop()
+        svc2 = start_service(db_url=url, data_dir=data_dir, wait_ready=False)
+        try:
+            pg.start()
+            deadline = time.monotonic() + 30
+            with svc2.client() as http:
+                while http.get("/ready").status_code != 200:
+                    assert time.monotonic() < deadline, "the service never became ready"
+                    time.sleep(0.2)
+                again = http.post("/api/v1/predict",
+                                  json=predict_body("rc-1", end=3400)).json()
+        finally:
+            svc2.stop()
+        assert again["duplicate"] is True
+        assert again["prediction_id"] == first["prediction_id"]
+        assert count_rows(url, "ml_predictions") == 1
+    finally:
+        pg.stop()

@@ -219,3 +219,43 @@ def test_same_trade_id_after_a_restart_returns_the_stored_prediction(api_db_url:
     assert again["prediction_id"] == first["prediction_id"]
     assert again["probability"] == first["probability"]
     assert count_rows(api_db_url, "ml_predictions", "trade_id = 'restart-1'") == 1
+
+
+def _odd_candles():
+    """Inputs that once reached numpy or datetime unguarded (found by review)."""
+    ragged = predict_body("odd-ragged")
+    ragged["candles"]["open"][5] = [1.0, 2.0]
+    huge = predict_body("odd-bigint")
+    huge["candles"]["time"][0] = 10 ** 30
+    ancient = predict_body("odd-ancient")
+    ancient["candles"]["time"] = [-90_000_000_000 + 3600 * i for i in range(120)]
+    far = predict_body("odd-far")
+    far["candles"]["time"] = [f"9999-12-{d:02d}T{h:02d}:00:00-01:00"
+                              for d in range(26, 32) for h in range(24)][-120:]
+    return [("ragged", ragged, "open"), ("bigint", huge, "time"),
+            ("ancient", ancient, "time"), ("far", far, "time")]
+
+
+@pytest.mark.parametrize("fast_path", ["true", "false"])
+def test_odd_candle_values_are_422_on_both_paths(api_db_url: str, tmp_path, fast_path: str):
+    from tests.utils.service import start_service
+
+    svc = start_service(db_url=api_db_url, data_dir=tmp_path / "svc",
+                        env={"TML_FAST_PATH": fast_path})
+    try:
+        with svc.client() as http:
+            for name, body, field in _odd_candles():
+                r = http.post("/api/v1/predict", json=body)
+                assert r.status_code == 422, (name, r.status_code, r.text[:200])
+                assert field in ".".join(map(str, r.json()["detail"][0]["loc"])), name
+    finally:
+        svc.stop()
+
+
+def test_a_signal_time_in_the_future_is_422(service: Service, api_db_url: str):
+    body = predict_body("future-1", signal_time="2999-01-01T00:00:00")
+    with service.client() as http:
+        r = http.post("/api/v1/predict", json=body)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"][-1] == "signal_time"
+    assert "future" in r.json()["detail"][0]["msg"]

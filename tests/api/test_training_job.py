@@ -108,3 +108,9 @@ def test_a_model_with_other_features_is_refused_not_served(service: Service, api
     with psycopg.connect(api_db_url) as conn:
         assert conn.execute("SELECT status FROM ml_models WHERE id = %s",
                             (bad_id,)).fetchone()[0] == "candidate"
+
+
+def test_a_json_training_request_is_refused_not_run_on_defaults(service: Service):
+    with service.client(key=ADMIN_KEY) as http:
+        r = http.post("/api/v1/models/train", json={"sample": "GOOG", "promote": False})
+    assert r.status_code == 415

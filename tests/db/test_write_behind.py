@@ -3,10 +3,13 @@ crash and is replayed idempotently, bad records are set aside, an outage loses n
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,8 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from backend.db.write_behind import WriteBehindWriter
+from backend.db import predictions, trade_features
+from backend.db.write_behind import WriteBehindWriter, _json
 from tests.utils.db_factories import feature_row, make_model, prediction_row
 
 UNREACHABLE = "postgresql://tml:pw@127.0.0.1:1/postgres"  # port 1: connection refused
@@ -68,6 +72,9 @@ def crash(w: WriteBehindWriter) -> None:
     w._wake.set()
     assert w._thread is not None
     w._thread.join(5)
+    if w._lock_fd is not None:  # the kernel drops a dead process's flock
+        os.close(w._lock_fd)
+        w._lock_fd = None
 
 
 def journal_lines(journal_dir: Path) -> int:
@@ -212,3 +219,153 @@ def test_a_malformed_journal_entry_is_set_aside_and_does_not_stop_the_writer(
     assert counts(conn) == (3, 3)
     [line] = (journal / "rejected.jsonl").read_bytes().splitlines()
     assert orjson.loads(line)["entry"]["feature"]["trade_id"] == "half"
+
+
+# --- faults found in review: each reproduced, then fixed ------------------------------------
+
+@pytest.mark.parametrize("fault", ["disk_full", "journal_dir_removed"])
+def test_a_failed_journal_rotation_does_not_kill_the_writer(
+        pool: ConnectionPool, conn: psycopg.Connection, model_id: int, tmp_path: Path,
+        fault: str) -> None:
+    journal = tmp_path / "journal"
+    w = writer_on(pool, journal, flush_seconds=3600)  # rotates only when woken
+    a, b, c = entries(model_id, 3, "fault")
+    w.submit(a)
+    if fault == "disk_full":  # the journal's device fills up: ENOSPC from now on
+        full = os.open("/dev/full", os.O_WRONLY)
+        os.dup2(full, w._segment.fileno())
+        os.close(full)
+        with pytest.raises(OSError):
+            w.submit(b)  # refused, so the request answers 503: never accepted
+    else:
+        journal.rename(tmp_path / "moved")  # e.g. someone cleaned the data directory
+    w._wake.set()
+    time.sleep(0.5)
+    assert w.alive
+    if fault == "journal_dir_removed":
+        (tmp_path / "moved").rename(journal)
+    w._wake.set()
+    time.sleep(0.3)
+    if fault == "disk_full":
+        w.submit(c)  # after a successful rotation the new segment is on a sane file
+    assert w.flush(timeout=5)
+    w.close()
+    assert counts(conn)[0] == (2 if fault == "disk_full" else 1)
+
+
+def test_flush_waits_only_for_records_accepted_before_it(
+        pool: ConnectionPool, model_id: int, tmp_path: Path) -> None:
+    w = writer_on(pool, tmp_path / "journal", flush_seconds=0.25)
+    stream = iter(entries(model_id, 2000, "load"))
+    stop = threading.Event()
+
+    def producer() -> None:  # a steady trickle of new predictions
+        while not stop.is_set():
+            w.submit(next(stream))
+            time.sleep(0.01)
+
+    t = threading.Thread(target=producer, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert w.flush(timeout=5.0)
+    waited = time.monotonic() - started
+    stop.set()
+    t.join()
+    w.close()
+    assert waited < 2.0
+
+
+def test_a_second_writer_on_the_same_journal_is_refused(pool: ConnectionPool,
+                                                       tmp_path: Path) -> None:
+    first = writer_on(pool, tmp_path / "journal")
+    try:
+        with pytest.raises(RuntimeError, match="in use by another process"):
+            writer_on(pool, tmp_path / "journal")
+    finally:
+        first.close()
+    writer_on(pool, tmp_path / "journal").close()  # released at close
+
+
+def test_journal_size_never_raises_while_segments_are_deleted(
+        pool: ConnectionPool, model_id: int, tmp_path: Path) -> None:
+    w = writer_on(pool, tmp_path / "journal", flush_seconds=0.001)
+    stream = iter(entries(model_id, 100_000, "jb"))
+    stop = threading.Event()
+
+    def producer() -> None:
+        while not stop.is_set():
+            w.submit(next(stream))
+            time.sleep(0.0005)
+
+    t = threading.Thread(target=producer, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 2
+    calls = 0
+    try:
+        while time.monotonic() < deadline:
+            w.journal_bytes()
+            calls += 1
+    finally:
+        stop.set()
+        t.join()
+        w.close()
+    assert calls > 0
+
+
+def test_a_journal_line_that_is_not_a_record_is_skipped(
+        pool: ConnectionPool, conn: psycopg.Connection, model_id: int, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    good = entries(model_id, 2)
+    lines = [orjson.dumps(good[0]), b"null", b"[1, 2]", orjson.dumps(good[1])]
+    (journal / "segment-00000001.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    w = writer_on(pool, journal)
+    try:
+        assert w.flush(timeout=3)
+        assert w.alive
+    finally:
+        w.close()
+    assert counts(conn) == (2, 2)
+
+
+@pytest.mark.parametrize("exit_first", [False, True])
+def test_an_exit_reported_while_its_batch_is_in_flight_still_labels_the_trade(
+        pool: ConnectionPool, conn: psycopg.Connection, db_url: str, model_id: int,
+        tmp_path: Path, exit_first: bool) -> None:
+    """The writer's transaction and the exit report's run at once (the bot retries its
+    exits while the writer replays after an outage); whichever commits first, the trade
+    ends labelled and resolved."""
+    from backend.api.schemas.exits import ExitRecordRequest
+    from backend.positions.service import record_exit
+
+    [entry] = entries(model_id, 1, "race")
+    signal_time = entry["feature"]["signal_time"]
+    report = ExitRecordRequest(
+        trade_id="race-0", symbol="EURUSD", side="long",
+        entry_time=signal_time + timedelta(minutes=1),
+        exit_time=signal_time + timedelta(hours=5), entry_price=1.07, exit_price=1.08,
+        quantity=10_000, exit_reason="take_profit")
+    w = WriteBehindWriter(pool, tmp_path / "journal")
+    with psycopg.connect(db_url) as exit_conn:
+        if exit_first:  # the exit's transaction is open when the batch starts
+            with exit_conn.transaction():
+                record = threading.Thread(target=w._write_batch, args=([entry],))
+                record_exit(exit_conn, report)
+                record.start()
+                time.sleep(0.3)  # the batch now waits on the trade's lock
+            record.join(10)
+        else:  # the batch's transaction is open when the exit arrives
+            with pool.connection() as batch_conn, batch_conn.transaction():
+                trade_features.lock_trades(batch_conn, trade_ids=["race-0"])
+                trade_features.insert_json(batch_conn, rows_json=_json([entry["feature"]]))
+                predictions.insert_json(batch_conn, rows_json=_json([entry["prediction"]]))
+                exiting = threading.Thread(target=record_exit, args=(exit_conn, report))
+                exiting.start()
+                time.sleep(0.3)  # the exit now waits on the trade's lock
+            exiting.join(10)
+    label = conn.execute("SELECT label FROM ml_trade_features WHERE trade_id = 'race-0'"
+                         ).fetchone()
+    outcome = conn.execute("SELECT outcome FROM ml_predictions WHERE trade_id = 'race-0'"
+                           ).fetchone()
+    assert (label, outcome) == ((1,), (1,))

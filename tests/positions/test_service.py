@@ -118,14 +118,26 @@ def test_bad_input_is_refused_and_changes_nothing(conn, signal, change, field):
     assert _snapshot(conn) == before
 
 
-def test_a_database_refusal_rolls_the_whole_exit_back(conn):
-    # the feature row's signal is after the reported exit: its CHECK (closed_at >=
-    # signal_time) fails on the label step, after the position_exits insert
+def test_a_signal_after_its_exit_is_recorded_but_left_unlabelled(conn):
+    # the feature row's signal is after the reported exit (a bot clock sent without its
+    # offset): the exit is kept, the inconsistent row is not labelled, nothing is rejected
     trade_features.insert_many(conn, [feature_row(trade_id="bot-late",
                                                   signal_time=T_EXIT + timedelta(days=1))])
+    stored, created = record_exit(conn, ExitRecordRequest.model_validate(_report("bot-late")))
+    assert created and stored.trade_id == "bot-late"
+    assert trade_features.get(conn, trade_id="bot-late").label is None
+
+
+def test_a_failure_after_the_insert_rolls_the_whole_exit_back(conn, monkeypatch):
+    trade_features.insert_many(conn, [feature_row(trade_id="bot-fail")])
     before = _snapshot(conn)
+
+    def refuse(*_args, **_kwargs):
+        raise InvalidData("refused by the database")
+
+    monkeypatch.setattr(predictions, "resolve_from_exits", refuse)
     with pytest.raises(InvalidData):
-        record_exit(conn, ExitRecordRequest.model_validate(_report("bot-late")))
+        record_exit(conn, ExitRecordRequest.model_validate(_report("bot-fail")))
     assert _snapshot(conn) == before
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from backend.api.deps import BotScope, ConnDep, WriterDep
+from backend.api.deps import BotScope, PoolDep, WriterDep
 from backend.api.openapi_body import body_openapi, parse_body
 from backend.api.responses import ERROR_RESPONSES, FastJSONResponse
 from backend.api.schemas.exits import (
@@ -15,6 +15,7 @@ from backend.api.schemas.exits import (
     ExitRecordRequest,
     ExitRecordResponse,
 )
+from backend.db.errors import translate
 from backend.ml.candles import Candles
 from backend.ml.ml_system import MLSystem
 from backend.positions import service
@@ -34,12 +35,16 @@ async def evaluate_exit(request: Request, _: BotScope) -> FastJSONResponse:
 
 
 @router.post("", response_model=ExitRecordResponse, responses=ERROR_RESPONSES, status_code=201)
-def record_exit(req: ExitRecordRequest, conn: ConnDep, writer: WriterDep, _: BotScope,
+def record_exit(req: ExitRecordRequest, pool: PoolDep, writer: WriterDep, _: BotScope,
                 response: Response) -> ExitRecordResponse:
     """Record a closed position; label its signal and resolve its predictions (idempotent:
     201 when stored, 200 with `created: false` when it already was)."""
-    writer.flush(timeout=5.0)  # the signal's own rows first, when the database is up
-    row, created = service.record_exit(conn, req)
+    # Not needed for correctness (rows that land later are labelled from the stored exit),
+    # but labels the signal at once when its rows are still queued. Before taking a
+    # connection, so waiting holds none.
+    writer.flush(timeout=1.0)
+    with translate(), pool.connection() as conn:
+        row, created = service.record_exit(conn, req)
     if not created:
         response.status_code = 200
     return service.record_response(row, created)

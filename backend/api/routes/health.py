@@ -40,9 +40,10 @@ def ready(request: Request) -> FastJSONResponse:
         "model": ({"id": model.id, "name": model.name, "version": model.version}
                   if model else None),
         "writer": {"queue_depth": writer.depth, "journal_bytes": writer.journal_bytes(),
-                   "rejected": writer.stats.rejected, "last_error": writer.stats.last_error},
+                   "rejected": writer.stats.rejected, "last_error": writer.stats.last_error,
+                   "alive": writer.alive},
     }
-    if db_ok and migrated and model is not None:
+    if db_ok and migrated and model is not None and writer.alive:
         body["status"] = "ready"
         return FastJSONResponse(body, 200)
     # Predictions still work from the in-memory model while the database is away.

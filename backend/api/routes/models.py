@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 
 from backend.api.deps import AdminScope, BotScope, ConnDep, SystemDep
 from backend.api.errors import BadRequest
@@ -69,6 +69,11 @@ def train(
     promote: Annotated[bool, Form()] = True,
 ) -> dict[str, Any]:
     """Start a background training job; poll GET /api/v1/jobs/{id}."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        # a JSON body would be ignored and the job run on defaults (promotion included)
+        raise HTTPException(415, "send the form as multipart/form-data or "
+                                 "application/x-www-form-urlencoded")
     chosen = [s.strip() for s in (strategies or "").split(",") if s.strip()] or None
     for s in chosen or []:
         if s not in STRATEGIES:

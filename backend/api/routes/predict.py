@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,6 +23,7 @@ from backend.ml.ml_system import MLSystem, Scored, Signal
 from backend.ml.ml_system import answer as answer_body
 
 router = APIRouter(prefix="/api/v1", tags=["predict"])
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew between the bot and this service
 
 
 
@@ -76,6 +77,10 @@ def _signal(req: PredictRequest, system: MLSystem, *, prefix: str) -> Signal:
     if signal_time is not None:
         if signal_time.tzinfo is None:
             signal_time = signal_time.replace(tzinfo=UTC)
+        if signal_time > datetime.now(UTC) + FUTURE_TOLERANCE:
+            # a local time sent without its offset, typically: it would outlive its exit
+            raise BadRequest(f"{prefix.rsplit('candles', 1)[0]}signal_time",
+                             "is in the future (send UTC or an explicit offset)")
         cut = int(signal_time.timestamp())
         keep = int((candles.time <= cut).sum())  # candles after the signal: never used
         candles = candles.head(keep)

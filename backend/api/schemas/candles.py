@@ -16,6 +16,7 @@ raising :class:`CandleError` with the field path (the API maps it to 422).
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -27,6 +28,8 @@ from backend.ml.candles import OHLCV, CandleError, Candles, make_candles
 COLUMNS = ("time", *OHLCV)
 # 1e11 s is the year 5138: a larger epoch is almost surely milliseconds.
 _MAX_EPOCH_SECONDS = 1e11
+_MIN_EPOCH_SECONDS = -2_208_988_800  # 1900-01-01: older is not a market candle
+_TIME_RANGE = "out of range (epoch seconds from 1900 to 5138 expected)"
 
 _TIME_SCHEMA = {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
                 "description": "Bar open time: epoch seconds or ISO 8601 (naive = UTC)"}
@@ -95,8 +98,11 @@ def _from_rows(rows: list[dict[str, Any]], field: str) -> dict[str, list[Any]]:
 
 
 def _numbers(values: list[Any], field: str) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1 or arr.dtype.kind not in "iuf":
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):  # ragged nesting, huge ints
+        arr = None
+    if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iuf":
         bad = next((i for i, v in enumerate(values)
                     if isinstance(v, bool) or not isinstance(v, int | float)), 0)
         raise CandleError(f"{field}[{bad}]", "must be a number")
@@ -104,15 +110,20 @@ def _numbers(values: list[Any], field: str) -> np.ndarray:
 
 
 def _parse_times(values: list[Any], field: str) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim == 1 and arr.dtype.kind in "iuf":
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        arr = None
+    if arr is not None and arr.ndim == 1 and arr.dtype.kind in "iuf":
         if arr.dtype.kind == "f":
             if not np.isfinite(arr).all():
                 raise CandleError(f"{field}.time", "must be finite")
             arr = np.floor(arr)
-        if arr.size and (arr.max() >= _MAX_EPOCH_SECONDS or arr.min() <= -_MAX_EPOCH_SECONDS):
+        if arr.size and arr.max() >= _MAX_EPOCH_SECONDS:
             raise CandleError(f"{field}.time", "epoch seconds expected (this looks like "
                                                "milliseconds)")
+        if arr.size and arr.min() < _MIN_EPOCH_SECONDS:
+            raise CandleError(f"{field}.time", _TIME_RANGE)
         return arr.astype(np.int64)
     out = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
@@ -124,15 +135,22 @@ def _one_time(value: Any, field: str) -> int:
     if isinstance(value, bool):
         raise CandleError(field, "must be epoch seconds or an ISO 8601 string")
     if isinstance(value, int | float):
-        if not np.isfinite(value) or abs(value) >= _MAX_EPOCH_SECONDS:
+        if isinstance(value, float) and not math.isfinite(value):
             raise CandleError(field, "must be finite epoch seconds")
-        return int(np.floor(value))
-    if isinstance(value, str):
+        seconds = value
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise CandleError(field, f"not an ISO 8601 time: {value[:40]!r}") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp() // 1)
-    raise CandleError(field, "must be epoch seconds or an ISO 8601 string")
+        try:
+            seconds = parsed.timestamp()
+        except (OverflowError, ValueError):
+            raise CandleError(field, _TIME_RANGE) from None
+    else:
+        raise CandleError(field, "must be epoch seconds or an ISO 8601 string")
+    if not _MIN_EPOCH_SECONDS <= seconds < _MAX_EPOCH_SECONDS:
+        raise CandleError(field, _TIME_RANGE)
+    return math.floor(seconds)
