@@ -34,18 +34,27 @@ class BodySizeLimit:
                 break
         seen = 0
         started = False
+        exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # FastAPI turns an exception while reading the body into its own 400; the
+                # answer to an oversized (chunked) body is a 413 all the same.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _too_large(send, self.max_bytes)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)

@@ -146,11 +146,23 @@ def test_body_over_the_limit_is_413(api_db_url: str, tmp_path):
     try:
         with svc.client() as http:
             r = http.post("/api/v1/predict", json=predict_body("big", n=1500))
-        assert r.status_code == 413
-        assert "exceeds" in r.json()["detail"][0]["msg"]
+            assert r.status_code == 413
+            assert "exceeds" in r.json()["detail"][0]["msg"]
+            # no Content-Length (chunked): counted while streaming, on both kinds of route
+            for path in ("/api/v1/predict", "/api/v1/exits"):
+                chunked = http.post(path, content=_chunks(50_000),
+                                    headers={"Content-Type": "application/json"})
+                assert chunked.status_code == 413, (path, chunked.text[:200])
     finally:
         svc.stop()
     assert count_rows(api_db_url, "ml_predictions") == 0
+
+
+def _chunks(n_bytes: int):
+    yield b'{"trade_id": "big", "policy_params": {"x": "'
+    for _ in range(n_bytes // 4096):
+        yield b"a" * 4096
+    yield b'"}}'
 
 
 def _assert_nothing_stored(service: Service, api_db_url: str) -> None:
