@@ -83,6 +83,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.to_thread(bootstrap_model, system)
     except (DatabaseError, ModelIntegrityError) as exc:
         log.error("no model loaded yet (%s); the watcher retries", exc)
+    except BaseException:  # start-up failed: leave nothing half-open behind
+        await asyncio.to_thread(writer.close)
+        pool.close()
+        raise
     system.pending_source = writer.pending_entries
     await asyncio.to_thread(system.ensure_recalled)  # or later, once the database answers
     system.start_watching(url)

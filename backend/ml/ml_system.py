@@ -136,6 +136,7 @@ class MLSystem:
         self._served_lock = threading.Lock()
         self._watch_stop = threading.Event()
         self._recalled = False
+        self._load_lock = threading.Lock()
         # journaled records not yet in the database (the app sets the writer's)
         self.pending_source: Callable[[], Sequence[dict[str, Any]]] = lambda: ()
         self._watcher: threading.Thread | None = None
@@ -252,7 +253,14 @@ class MLSystem:
             yield conn
 
     def load_active(self) -> LoadedModel | None:
-        """Load the active model of ``settings.model_name`` if it is not the one served."""
+        """Load the active model of ``settings.model_name`` if it is not the one served.
+
+        Serialised: the watcher, an activation and a finished training job may all call it;
+        one at a time, none can swap an older model back in."""
+        with self._load_lock:
+            return self._load_active()
+
+    def _load_active(self) -> LoadedModel | None:
         with self._conn() as conn:
             row = models_db.get_active(conn, name=self.settings.model_name)
         current = self.predictor.current
