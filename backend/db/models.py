@@ -56,7 +56,9 @@ RETURNING *
 
 
 @dataclass
-class ModelRow:
+class ModelSummary:
+    """A registry listing entry: a model without its artifact and training distribution."""
+
     id: int
     name: str
     version: int
@@ -66,11 +68,9 @@ class ModelRow:
     feature_set_version: str
     hyperparameters: dict[str, Any]
     metrics: dict[str, Any]
-    training_distribution: dict[str, Any]
     train_start: datetime | None
     train_end: datetime | None
     n_samples: int
-    artifact: bytes
     artifact_format: str
     artifact_sha256: str
     notes: str | None
@@ -80,27 +80,11 @@ class ModelRow:
 
 
 @dataclass
-class ModelSummary:
-    """A registry listing entry: ModelRow without the artifact and training_distribution."""
+class ModelRow(ModelSummary):
+    """A whole ml_models row (rows are built by keyword, so field order does not matter)."""
 
-    id: int
-    name: str
-    version: int
-    algorithm: str
-    status: str
-    feature_names: list[str]
-    feature_set_version: str
-    hyperparameters: dict[str, Any]
-    metrics: dict[str, Any]
-    train_start: datetime | None
-    train_end: datetime | None
-    n_samples: int
-    artifact_format: str
-    artifact_sha256: str
-    notes: str | None
-    created_at: datetime
-    activated_at: datetime | None
-    activated_by: str | None
+    training_distribution: dict[str, Any]
+    artifact: bytes
 
 
 def insert(conn: psycopg.Connection, *, name: str, algorithm: str, feature_names: list[str],

@@ -11,7 +11,7 @@ Definitions of every feature are in :data:`FEATURE_DEFINITIONS`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -226,6 +226,14 @@ def _market_values(time: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
     return out
 
 
+def named_features(names: Sequence[str], vector: np.ndarray) -> dict[str, float | None]:
+    """``{feature name: value}`` with NaN as None (JSON has no NaN), for storage."""
+    if vector.shape != (len(names),):
+        raise ValueError(f"vector: expected shape ({len(names)},), got {vector.shape}")
+    return {k: (None if math.isnan(x) else x) for k, x in zip(names, vector.tolist(),
+                                                                strict=True)}
+
+
 def side_sign(side: Any, field: str = "side") -> float:
     """+1.0 for 'long'/'buy'/+1, -1.0 for 'short'/'sell'/-1; SignalError otherwise."""
     if isinstance(side, str):
@@ -381,11 +389,7 @@ class FeatureExtractor:
 
     def as_dict(self, vector: np.ndarray) -> dict[str, float | None]:
         """``{feature name: value}`` with NaN as None (JSON has no NaN), for storage."""
-        names = self.feature_names
-        if vector.shape != (len(names),):
-            raise ValueError(f"vector: expected shape ({len(names)},), got {vector.shape}")
-        return {k: (None if math.isnan(x) else x) for k, x in zip(names, vector.tolist(),
-                                                                    strict=True)}
+        return named_features(self.feature_names, vector)
 
     # -- batch (training) --------------------------------------------------------------------
     def transform(self, candles: Candles) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,11 +30,14 @@ from backend.db import predictions as predictions_db
 from backend.db import trade_features
 from backend.db.errors import Conflict, DatabaseError, translate
 from backend.db.write_behind import IN_MEMORY_KEY
-from backend.ml import dataset as dataset_mod
 from backend.ml import performance_tracker, registry
 from backend.ml.candles import Candles
 from backend.ml.dataset import Dataset, build_dataset, dataset_from_outcomes
-from backend.ml.feature_extractor import FEATURE_SET_VERSION, FeatureExtractor
+from backend.ml.feature_extractor import (
+    FEATURE_SET_VERSION,
+    FeatureExtractor,
+    named_features,
+)
 from backend.ml.metrics import classification_metrics
 from backend.ml.model_trainer import ModelTrainer, predict_booster
 from backend.ml.predictor import LoadedModel, Predictor, load_model
@@ -44,7 +47,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
 ACTIVATION_CHANNEL = "ml_model_activated"
-VECTOR_KEY = IN_MEMORY_KEY
 MAX_REMEMBERED = 200_000  # trade_ids whose answer is kept for duplicate requests
 
 
@@ -90,12 +92,11 @@ class Scored:
     created_at: datetime
 
     def journal_entry(self) -> dict[str, Any]:
+        """The feature row and the prediction to store."""
         s = self.signal
-        names = self.model.feature_names
-        features = {n: (None if v != v else float(v)) for n, v in zip(names, self.vector.tolist(),
-                                                                         strict=True)}
+        features = named_features(self.model.feature_names, self.vector)
         return {
-            VECTOR_KEY: self.vector,  # in memory only (not journaled): for enrichment
+            IN_MEMORY_KEY: self.vector,  # in memory only (not journaled): for enrichment
             "feature": {
                 "trade_id": s.trade_id, "symbol": s.symbol, "timeframe": s.timeframe,
                 "side": s.side, "strategy": s.strategy, "signal_time": s.signal_time,
@@ -121,7 +122,6 @@ class TrainOutcome:
     holdout: dict[str, Any]
     n_samples: int
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class MLSystem:
@@ -167,9 +167,8 @@ class MLSystem:
         for s, x, p in zip(signals, vectors, probs, strict=True):
             contribs = (model.top_contributions(x, self.settings.top_contributions)
                         if explain else None)
-            out.append(Scored(uuid.uuid4(), s, model, float(p),
-                              "take" if p >= threshold else "skip", threshold, x, contribs,
-                              latency_ms, now))
+            out.append(Scored(uuid.uuid4(), s, model, float(p), self.predictor.decide(p),
+                              threshold, x, contribs, latency_ms, now))
         return out
 
     def remembered(self, trade_id: str) -> dict[str, Any] | None:
@@ -235,14 +234,13 @@ class MLSystem:
         if not todo:
             return
         names = model.feature_names
-        X = np.array([e[VECTOR_KEY] if VECTOR_KEY in e else  # replayed entries have none
+        X = np.array([e[IN_MEMORY_KEY] if IN_MEMORY_KEY in e else  # replayed: none kept
                       [np.nan if e["feature"]["features"].get(n) is None
                        else e["feature"]["features"][n] for n in names]
                       for e in todo], dtype=np.float64)
-        contribs = model.contributions(X)[:, :-1]
-        top = np.argsort(-np.abs(contribs), axis=1)[:, :self.settings.top_contributions]
-        for e, row, idx in zip(todo, contribs.tolist(), top.tolist(), strict=True):
-            e["prediction"]["contributions"] = {names[i]: row[i] for i in idx if row[i] != 0.0}
+        tops = model.top_contributions_many(X, self.settings.top_contributions)
+        for e, top in zip(todo, tops, strict=True):
+            e["prediction"]["contributions"] = top
 
     # ---- model lifecycle ---------------------------------------------------------------
     @contextmanager
@@ -428,7 +426,7 @@ def concat_datasets(parts: Sequence[Dataset | None]) -> Dataset:
     present = [p for p in parts if p is not None and len(p.y)]
     if not present:
         raise ValueError("no labelled data: give candles or record exits first")
-    return present[0] if len(present) == 1 else dataset_mod.Dataset.concat(present)
+    return present[0] if len(present) == 1 else Dataset.concat(present)
 
 
 def database_reachable(pool: ConnectionPool) -> bool:

@@ -214,14 +214,20 @@ class LoadedModel:
     def top_contributions(self, x: ArrayLike, k: int) -> dict[str, float]:
         """The ``k`` largest contributions by magnitude for one row of shape (n_features,),
         bias excluded, largest first; features that contributed nothing are left out."""
-        if k < 1:
-            raise ValueError(f"k: must be >= 1, got {k}")
         row = np.asarray(x, dtype=np.float64)
         if row.shape != (self.n_features,):
             raise ValueError(f"x: expected shape ({self.n_features},), got {row.shape}")
-        values = self.contributions(row.reshape(1, -1))[0, :-1]
-        order = np.argsort(-np.abs(values), kind="stable")[:k]
-        return {self.feature_names[i]: float(values[i]) for i in order if values[i] != 0.0}
+        return self.top_contributions_many(row.reshape(1, -1), k)[0]
+
+    def top_contributions_many(self, X: ArrayLike, k: int) -> list[dict[str, float]]:
+        """:meth:`top_contributions` for each row of ``X`` (n, n_features), in one call."""
+        if k < 1:
+            raise ValueError(f"k: must be >= 1, got {k}")
+        values = self.contributions(X)[:, :-1]
+        order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
+        names = self.feature_names
+        return [{names[i]: row[i] for i in idx if row[i] != 0.0}
+                for row, idx in zip(values.tolist(), order.tolist(), strict=True)]
 
 
 # --- compilation ----------------------------------------------------------------------------
