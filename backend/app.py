@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from backend import __version__
+from backend.api import fast_path
 from backend.api.auth import load_api_keys
 from backend.api.errors import install_error_handlers
-from backend.api.fast_path import PredictFastPath
 from backend.api.metrics import create_metrics
 from backend.api.middleware import BodySizeLimit, RequestMetrics
 from backend.api.openapi_body import install_body_schemas
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.fast_path:
-        app.add_middleware(PredictFastPath, api=app)
+        fast_path.install(app)
     return app
 
 

@@ -2,15 +2,16 @@
 
 The bot's hot path is one route. Routing through every registered route, the exception and
 exit-stack middlewares, and dependency resolution cost more CPU than scoring the signal
-itself (measured in docs/performance.md), so this outermost ASGI layer answers that one
-path directly: the same key check, body limit, validation (``PredictRequest``), scoring
-(``routes.predict.answer``), error mapping (``errors.error_response``) and metrics as the
-FastAPI route, which stays registered for the OpenAPI schema and serves as the fallback
-when ``TML_FAST_PATH=false``.
+itself (measured in docs/performance.md), so this layer, outside even FastAPI's own error
+and body-limit middlewares (:func:`install`), answers that one path directly: the same key
+check, body limit, validation (``PredictRequest``), scoring (``routes.predict.answer``),
+error mapping (``errors.error_response``) and metrics as the FastAPI route, which stays
+registered for the OpenAPI schema and serves as the fallback when ``TML_FAST_PATH=false``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -25,6 +26,13 @@ from backend.api.routes.predict import answer
 from backend.api.schemas.predict import PredictRequest
 
 PATH = "/api/v1/predict"
+log = logging.getLogger(__name__)
+
+
+def install(api: FastAPI) -> None:
+    """Put the fast path outside the whole middleware stack FastAPI builds."""
+    build = api.build_middleware_stack
+    api.build_middleware_stack = lambda: PredictFastPath(build(), api)  # type: ignore[method-assign]
 
 
 class PredictFastPath:
@@ -37,15 +45,18 @@ class PredictFastPath:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        response = await self._respond(scope, receive)
+        try:
+            response = await self._respond(scope, receive)
+        except Exception:  # what ServerErrorMiddleware does for the other routes
+            log.exception("POST %s failed", PATH)
+            response = FastJSONResponse({"detail": "Internal Server Error"}, 500)
         if response is None:  # the client went away mid-body
             return
         await send({"type": "http.response.start", "status": response.status_code,
                     "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
-        metrics = self.api.state.metrics
-        metrics.requests.labels(PATH, "POST", str(response.status_code)).inc()
-        metrics.latency.labels(PATH).observe(time.perf_counter() - start)
+        self.api.state.metrics.observe_request(PATH, "POST", response.status_code,
+                                               time.perf_counter() - start)
 
     async def _respond(self, scope: Scope, receive: Receive) -> Any:
         state = self.api.state

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -18,6 +19,22 @@ class Metrics:
     active_model: Gauge
     writer_failures: Gauge
     writer_rejected: Gauge
+    # labelled children by label values: ``labels()`` costs more than the increment itself
+    _children: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._child(self.requests, route, method, str(status)).inc()
+        self._child(self.latency, route).observe(seconds)
+
+    def count_prediction(self, decision: str) -> None:
+        self._child(self.predictions, decision).inc()
 
 
 def create_metrics() -> Metrics:

@@ -105,5 +105,5 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+            self.metrics.observe_request(path, scope["method"], status,
+                                         time.perf_counter() - start)

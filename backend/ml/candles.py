@@ -84,36 +84,52 @@ def make_candles(
     """
     t = np.asarray(time)
     n = t.shape[0]
-    if n < min_length:
-        raise CandleError(field, f"need at least {min_length} candles, got {n}")
     columns = (open, high, low, close, volume)
     try:
         block = np.array(columns, dtype=np.float64)  # (5, n): one copy, rows contiguous
     except (ValueError, TypeError):
         block = None
     if block is None or block.shape != (5, n):
+        if n < min_length:
+            raise CandleError(field, f"need at least {min_length} candles, got {n}")
         for name, values in zip(OHLCV, columns, strict=True):
             size = np.asarray(values).shape[0]
             if size != n:
                 raise CandleError(f"{field}.{name}", f"expected {n} values, got {size}")
         raise CandleError(field, "open/high/low/close/volume must be numbers")
+    return candles_from_block(t, block, min_length=min_length, field=field)
+
+
+def candles_from_block(time: np.ndarray, block: np.ndarray, *, min_length: int = 1,
+                       field: str = "candles") -> Candles:
+    """:func:`make_candles` from a float64 block of shape (5, n) (open, high, low, close,
+    volume rows), which the result's arrays are views of."""
+    t = np.asarray(time)
+    n = t.shape[0]
+    if n < min_length:
+        raise CandleError(field, f"need at least {min_length} candles, got {n}")
+    if block.ndim != 2 or block.shape[0] != 5:
+        raise CandleError(field, "open/high/low/close/volume must be numbers")
+    if block.shape[1] != n:
+        raise CandleError(f"{field}.open", f"expected {n} values, got {block.shape[1]}")
     o, h, lo, c, v = block
-    # Hot path: a handful of whole-block checks; the slow pinpointing runs only on failure.
-    if not (np.isfinite(block).all() and (block[:4] > 0).all() and (v >= 0).all()
-            and ((h >= lo) & (h >= o) & (h >= c) & (lo <= o) & (lo <= c)).all()):
+    prices = block[:4]
+    # Hot path: a few whole-block checks (a NaN fails every comparison, so min/max catch
+    # it); the slow pinpointing runs only on failure.
+    if n and not (prices.min() > 0 and block.max() < np.inf and v.min() >= 0
+            and (prices <= h).all() and (prices >= lo).all()):
         _raise_first_value_problem(block, field)
     if t.dtype.kind != "i":
         if t.dtype.kind == "f" and not np.isfinite(t).all():
             raise CandleError(f"{field}.time", "must be finite")
         t = t.astype(np.int64)
-    if n > 1:
+    if n > 1 and not (t[1:] > t[:-1]).all():
         step = np.diff(t)
-        if not (step > 0).all():
-            if (step == 0).any():
-                raise CandleError(f"{field}[{int(np.argmax(step == 0)) + 1}].time",
-                                  "duplicate timestamp")
-            raise CandleError(f"{field}[{int(np.argmax(step < 0)) + 1}].time",
-                              "timestamps must be sorted ascending")
+        if (step == 0).any():
+            raise CandleError(f"{field}[{int(np.argmax(step == 0)) + 1}].time",
+                              "duplicate timestamp")
+        raise CandleError(f"{field}[{int(np.argmax(step < 0)) + 1}].time",
+                          "timestamps must be sorted ascending")
     return Candles(t, o, h, lo, c, v)
 
 

@@ -115,5 +115,5 @@ def _accept(state: Any, scored: Scored) -> dict[str, Any]:
         probability=scored.probability, decision=scored.decision, threshold=scored.threshold,
         model=m.ref, feature_set_version=m.feature_set_version,
         contributions=scored.contributions)
-    state.metrics.predictions.labels(scored.decision).inc()
+    state.metrics.count_prediction(scored.decision)
     return state.system.remember(scored.signal.trade_id, response)
