@@ -24,6 +24,7 @@ from backend.db.errors import DatabaseError
 from backend.db.pool import create_pool, database_url
 from backend.db.write_behind import WriteBehindWriter
 from backend.jobs import JobManager
+from backend.ml.feature_extractor import use_native_features
 from backend.ml.ml_system import MLSystem
 from backend.ml.registry import ModelIntegrityError
 
@@ -65,6 +66,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             log.info("migration: %s", result.message)
         except DatabaseError as exc:  # start degraded; predictions need no database
             log.error("migration not applied: %s", exc)
+    # the compiled market features: built (or found in the cache) and verified now, not on
+    # the first request; the Python reference serves if that fails
+    await asyncio.to_thread(use_native_features, cache_dir=s.model_cache_dir)
     pool = create_pool(url, s)
     pool.open(wait=False)
     system = MLSystem(s, pool)
