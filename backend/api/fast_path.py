@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.api.errors import HANDLED, error_response
+from backend.api.fast_decode import decode_predict
 from backend.api.middleware import too_large_response
 from backend.api.openapi_body import parse_json
 from backend.api.responses import FastJSONResponse
@@ -83,7 +84,8 @@ class PredictFastPath:
             if not message.get("more_body", False):
                 break
         try:
-            req = parse_json(b"".join(chunks), PredictRequest)
+            body = b"".join(chunks)
+            req = decode_predict(body) or parse_json(body, PredictRequest)
             return FastJSONResponse(answer(state, req))
         except HANDLED as exc:
             return error_response(exc)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 from pydantic import WithJsonSchema
@@ -58,6 +58,13 @@ CandlesIn = Annotated[
 ]
 
 
+class DecodedColumns(NamedTuple):
+    """Columnar candles already in numpy (backend.api.fast_decode), not yet validated."""
+
+    time: np.ndarray  # int64, epoch seconds
+    block: np.ndarray  # float64, shape (5, n): open, high, low, close, volume
+
+
 def candles_to_arrays(candles: list[dict[str, Any]] | dict[str, list[Any]], *,
                       field: str = "candles", min_length: int = 1) -> Candles:
     """Validated :class:`Candles` from either JSON form.
@@ -68,6 +75,10 @@ def candles_to_arrays(candles: list[dict[str, Any]] | dict[str, list[Any]], *,
         Missing column, non-numeric price, unparseable time, or any rule of make_candles;
         ``field`` prefixes the reported path (e.g. ``candles[3].high``).
     """
+    if isinstance(candles, DecodedColumns):
+        check_epoch_range(candles.time, field)
+        return candles_from_block(candles.time, candles.block, min_length=min_length,
+                                  field=field)
     if isinstance(candles, dict):
         columns = _from_columns(candles, field)
     elif isinstance(candles, list):
@@ -140,16 +151,21 @@ def _parse_times(values: list[Any], field: str) -> np.ndarray:
             if not np.isfinite(arr).all():
                 raise CandleError(f"{field}.time", "must be finite")
             arr = np.floor(arr)
-        if arr.size and arr.max() >= _MAX_EPOCH_SECONDS:
-            raise CandleError(f"{field}.time", "epoch seconds expected (this looks like "
-                                               "milliseconds)")
-        if arr.size and arr.min() < _MIN_EPOCH_SECONDS:
-            raise CandleError(f"{field}.time", _TIME_RANGE)
+        check_epoch_range(arr, field)
         return arr.astype(np.int64)
     out = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
         out[i] = _one_time(v, f"{field}[{i}].time")
     return out
+
+
+def check_epoch_range(times: np.ndarray, field: str) -> None:
+    """Epoch seconds from 1900 to 5138; a larger value is almost surely milliseconds."""
+    if times.size and times.max() >= _MAX_EPOCH_SECONDS:
+        raise CandleError(f"{field}.time", "epoch seconds expected (this looks like "
+                                           "milliseconds)")
+    if times.size and times.min() < _MIN_EPOCH_SECONDS:
+        raise CandleError(f"{field}.time", _TIME_RANGE)
 
 
 def _one_time(value: Any, field: str) -> int:
