@@ -80,7 +80,9 @@ class CompiledTrees:
         self._lock = threading.Lock()
         self._result_type = (ctypes.c_float if self._predictor.leaf_output_type == "float32"
                              else ctypes.c_double)
-        self._library = ctypes.CDLL(str(libpath))
+        # PyDLL: the call keeps the GIL. A few microseconds are not worth releasing it for,
+        # and each release lets the writer thread take the GIL for up to a switch interval.
+        self._library = ctypes.PyDLL(str(libpath))
         self._row_fn = self._library.predict
         self._row_fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
         self._row_fn.restype = None
