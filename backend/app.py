@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
 
 from backend import __version__
 from backend.api import fast_path
@@ -21,8 +22,9 @@ from backend.api.openapi_body import install_body_schemas
 from backend.api.routes import exits, health, jobs, models, performance, predict
 from backend.config import Settings, get_settings
 from backend.db.errors import DatabaseError
-from backend.db.pool import create_pool, database_url
+from backend.db.pool import connect_kwargs, create_pool, database_url
 from backend.db.write_behind import WriteBehindWriter
+from backend.db.writer_process import ProcessWriteBehind, WriterConfig
 from backend.jobs import JobManager
 from backend.ml.feature_extractor import use_native_features
 from backend.ml.ml_system import MLSystem
@@ -75,10 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pool, app.state.system = pool, system
     app.state.api_keys = load_api_keys(s)
     app.state.jobs = JobManager()
-    writer = WriteBehindWriter(pool, s.journal_dir, batch_size=s.writer_batch_size,
-                               flush_seconds=s.writer_flush_seconds,
-                               retry_seconds=s.writer_retry_seconds,
-                               enrich=system.enrich_contributions)
+    writer = _writer(s, url, pool, system)
     writer.start()
     app.state.writer = writer
     try:
@@ -113,6 +112,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         system.stop_watching()
         await asyncio.to_thread(writer.close)
         pool.close()
+
+
+def _writer(s: Settings, url: str, pool: ConnectionPool, system: MLSystem) -> WriteBehindWriter:
+    if not s.writer_process:
+        return WriteBehindWriter(pool, s.journal_dir, batch_size=s.writer_batch_size,
+                                 flush_seconds=s.writer_flush_seconds,
+                                 retry_seconds=s.writer_retry_seconds,
+                                 enrich=system.enrich_contributions)
+    config = WriterConfig(db_url=url, journal_dir=str(s.journal_dir),
+                          batch_size=s.writer_batch_size, retry_seconds=s.writer_retry_seconds,
+                          top_contributions=s.top_contributions,
+                          connect_kwargs=connect_kwargs(s), pool_timeout=s.db_connect_timeout,
+                          log_level=s.log_level)
+    return ProcessWriteBehind(config, flush_seconds=s.writer_flush_seconds)
 
 
 async def _track_periodically(system: MLSystem, interval: float) -> None:

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
 
     # --- write-behind -------------------------------------------------------------------
     writer_batch_size: int = 250  # small enough that one batch holds the GIL ~1 ms
+    # database writes in a process of their own (backend/db/writer_process.py); false: in
+    # a thread of the server
+    writer_process: bool = True
     writer_flush_seconds: float = 0.25
     writer_retry_seconds: float = 1.0
 

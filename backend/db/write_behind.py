@@ -18,48 +18,33 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import orjson
 from psycopg_pool import ConnectionPool
 
-from backend.db import predictions, trade_features
-from backend.db.errors import DatabaseError, DatabaseUnavailable, InvalidData, translate
+from backend.db.batch_writer import (
+    IN_MEMORY_KEY,
+    BatchWriter,
+    Enricher,
+    Entry,
+    WriterStats,
+    journaled,
+    json_array,
+    json_default,
+)
 
 log = logging.getLogger(__name__)
-
-Entry = dict[str, Any]  # {"feature": {...} | None, "prediction": {...} | None}
-# A journal line that parses but lacks a field or has a wrong type (hand-edited, or from an
-# older version) is a rejected record, not a reason for the writer thread to die.
-MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
-IN_MEMORY_KEY = "_in_memory"  # an entry's key that is kept for the enricher, not journaled
-Enricher = Callable[[list[Entry]], None]
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, UUID):
-        return str(obj)
-    raise TypeError(type(obj).__name__)
-
-
-@dataclass
-class WriterStats:
-    accepted: int = 0
-    written_batches: int = 0
-    failed_attempts: int = 0
-    rejected: int = 0
-    last_error: str | None = None
-    db_healthy: bool = True
-    replayed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+# the names the rest of the service (and the tests) import from here
+__all__ = ["IN_MEMORY_KEY", "Entry", "WriteBehindWriter", "WriterStats", "json_array"]
 
 
 class WriteBehindWriter:
-    """Journaled, batched writer of feature rows and predictions.
+    """Journaled, batched writer of feature rows and predictions (database writes in a
+    thread of this process; :class:`backend.db.writer_process.ProcessWriteBehind` moves
+    them to a process of their own).
 
     Parameters
     ----------
@@ -75,9 +60,11 @@ class WriteBehindWriter:
         feature contributions off the request path).
     """
 
+    keep_in_memory_key = True  # queued entries keep the vector for the in-thread enricher
+
     def __init__(
         self,
-        pool: ConnectionPool,
+        pool: ConnectionPool | None,
         journal_dir: Path,
         *,
         batch_size: int = 1000,
@@ -90,14 +77,18 @@ class WriteBehindWriter:
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self.retry_seconds = retry_seconds
-        self.enrich = enrich
         self.stats = WriterStats()
+        self._batches = BatchWriter(pool, self.journal_dir / "rejected.jsonl",
+                                    batch_size=batch_size, stats=self.stats, enrich=enrich)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._queue: list[Entry] = []
         self._pending: list[Entry] = []  # taken from the queue, not yet committed
-        self._pending_segments: list[Path] = []
+        # closed segments holding pending records, oldest first, with their record counts
+        self._pending_segments: list[tuple[Path, int]] = []
+        self._segment_records = 0  # records appended to the open segment
+        self._replayed_left = 0  # records replayed at start still pending (oldest first)
         self._segment_no = 0
         self._segment: Any = None
         self._thread: threading.Thread | None = None
@@ -112,10 +103,11 @@ class WriteBehindWriter:
         self._lock_journal()
         leftovers = sorted(self.journal_dir.glob("segment-*.jsonl"), key=_segment_number)
         for path in leftovers:
-            entries = _read_segment(path)
+            entries = read_segment(path)
             self._pending.extend(entries)
+            self._pending_segments.append((path, len(entries)))
             self.stats.replayed += len(entries)
-        self._pending_segments = leftovers
+        self._replayed_left = len(self._pending)
         self._segment_no = max((_segment_number(p) for p in leftovers), default=0) + 1
         self._open_segment()
         if self._pending:
@@ -131,6 +123,9 @@ class WriteBehindWriter:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._close_journal()
+
+    def _close_journal(self) -> None:
         with self._lock:
             if self._segment is not None:
                 with contextlib.suppress(OSError):
@@ -156,15 +151,14 @@ class WriteBehindWriter:
     def submit(self, entry: Entry) -> None:
         """Journal then queue one record. Raises OSError if the journal cannot be written,
         in which case the record was not accepted."""
-        journaled = ({k: v for k, v in entry.items() if k != IN_MEMORY_KEY}
-                     if IN_MEMORY_KEY in entry else entry)
-        line = orjson.dumps(journaled, default=_default) + b"\n"
+        line = orjson.dumps(journaled(entry), default=json_default) + b"\n"
         with self._lock:
             if self._segment is None or self._segment.closed:
                 raise OSError("the journal is not open (see the writer's last error)")
             self._segment.write(line)
             self._segment.flush()  # to the OS: survives a SIGKILL of this process
-            self._queue.append(entry)
+            self._segment_records += 1
+            self._queue.append(entry if self.keep_in_memory_key else journaled(entry))
             self.stats.accepted += 1
             self._accepted_seq += 1
             size = len(self._queue)
@@ -256,7 +250,9 @@ class WriteBehindWriter:
                 self.stats.last_error = f"journal rotation: {exc}"
                 return
             old, self._segment = self._segment, new
-            self._pending_segments.append(self._segment_path(self._segment_no))
+            self._pending_segments.append((self._segment_path(self._segment_no),
+                                           self._segment_records))
+            self._segment_records = 0
             self._segment_no += 1
             try:
                 old.close()
@@ -264,76 +260,20 @@ class WriteBehindWriter:
                 log.error("closing a journal segment: %s", exc)  # never accepted
 
     def _write_pending(self) -> bool:
-        batch = self._pending
-        if self.enrich is not None:
-            try:
-                self.enrich(batch)
-            except Exception:  # enrichment is optional; never block the write
-                log.exception("enrichment failed; writing without it")
-        try:
-            for start in range(0, len(batch), self.batch_size):
-                self._write_batch(batch[start:start + self.batch_size])
-        except DatabaseUnavailable as exc:
-            self._note_failure(exc)
-            return False
-        except (InvalidData, *MALFORMED) as exc:
-            # One bad record must not block the rest: write one by one, set aside rejects.
-            log.error("batch rejected (%s); writing records one by one", exc)
-            try:
-                self._write_one_by_one(batch)
-            except DatabaseError as exc2:
-                self._note_failure(exc2)
-                return False
-        except DatabaseError as exc:
-            self._note_failure(exc)
+        if not self._batches.write(self._pending):
             return False
         with self._lock:
             self._pending = []
             done, self._pending_segments = self._pending_segments, []
+            self._replayed_left = 0
             # everything accepted before the queue was last taken is now committed
             self._committed_seq = self._accepted_seq - len(self._queue)
-        for path in done:
+        for path, _ in done:
             path.unlink(missing_ok=True)
-        self.stats.written_batches += 1
-        self.stats.db_healthy = True
-        self.stats.last_error = None
         return True
 
-    def _note_failure(self, exc: Exception) -> None:
-        self.stats.failed_attempts += 1
-        self.stats.db_healthy = False
-        self.stats.last_error = str(exc)
-        log.warning("write-behind: database write failed (%s); %d records kept, retrying",
-                    exc, len(self._pending))
-
     def _write_batch(self, batch: Sequence[Entry]) -> None:
-        # The entries go to Postgres as one JSON array per table: no per-row Python work
-        # here, so the writer thread takes little GIL time from the request path.
-        feats = [e["feature"] for e in batch if e.get("feature")]
-        preds = [e["prediction"] for e in batch if e.get("prediction")]
-        with translate(), self.pool.connection() as conn, conn.transaction():
-            trade_features.lock_trades(conn, trade_ids=[e["trade_id"] for e in feats + preds])
-            if feats:
-                trade_features.insert_json(conn, rows_json=_json(feats))
-                trade_features.label_from_exits(conn, trade_ids=[f["trade_id"] for f in feats])
-            if preds:
-                predictions.insert_json(conn, rows_json=_json(preds))
-                predictions.resolve_from_exits(conn, trade_ids=[p["trade_id"] for p in preds])
-
-    def _write_one_by_one(self, batch: Sequence[Entry]) -> None:
-        rejects = []
-        for entry in batch:
-            try:
-                self._write_batch([entry])
-            except (InvalidData, *MALFORMED) as exc:
-                kept = ({k: v for k, v in entry.items() if k != IN_MEMORY_KEY}
-                        if isinstance(entry, dict) else entry)
-                rejects.append({"entry": kept, "error": str(exc)})
-        if rejects:
-            self.stats.rejected += len(rejects)
-            with open(self.journal_dir / "rejected.jsonl", "ab") as fh:
-                for r in rejects:
-                    fh.write(orjson.dumps(r, default=_default) + b"\n")
+        self._batches.write_batch(batch)
 
     # ---- journal files -----------------------------------------------------------------
     def _segment_path(self, n: int) -> Path:
@@ -347,15 +287,11 @@ class WriteBehindWriter:
         return os.fdopen(fd, "ab", buffering=1 << 16)
 
 
-def _json(rows: list[dict[str, Any]]) -> str:
-    return orjson.dumps(rows, default=_default).decode()
-
-
 def _segment_number(path: Path) -> int:
     return int(path.stem.split("-")[1])
 
 
-def _read_segment(path: Path) -> list[Entry]:
+def read_segment(path: Path) -> list[Entry]:
     entries = []
     with open(path, "rb") as fh:
         for line in fh:

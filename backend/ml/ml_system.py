@@ -28,10 +28,11 @@ from backend.config import Settings
 from backend.db import models as models_db
 from backend.db import predictions as predictions_db
 from backend.db import trade_features
+from backend.db.batch_writer import IN_MEMORY_KEY
 from backend.db.errors import Conflict, DatabaseError, translate
-from backend.db.write_behind import IN_MEMORY_KEY
 from backend.ml import performance_tracker, registry
 from backend.ml.candles import Candles
+from backend.ml.contributions import add_contributions
 from backend.ml.dataset import Dataset, build_dataset, dataset_from_outcomes
 from backend.ml.feature_extractor import (
     FEATURE_SET_VERSION,
@@ -226,21 +227,8 @@ class MLSystem:
         """Writer hook: top contributions for stored predictions, computed in batches off
         the request path (only for rows of the model still loaded)."""
         model = self.predictor.current
-        if model is None:
-            return
-        todo = [e for e in entries if e.get("prediction") and e["feature"]
-                and e["prediction"].get("contributions") is None
-                and e["prediction"]["model_id"] == model.id]
-        if not todo:
-            return
-        names = model.feature_names
-        X = np.array([e[IN_MEMORY_KEY] if IN_MEMORY_KEY in e else  # replayed: none kept
-                      [np.nan if e["feature"]["features"].get(n) is None
-                       else e["feature"]["features"][n] for n in names]
-                      for e in todo], dtype=np.float64)
-        tops = model.top_contributions_many(X, self.settings.top_contributions)
-        for e, top in zip(todo, tops, strict=True):
-            e["prediction"]["contributions"] = top
+        if model is not None:
+            add_contributions(entries, model, self.settings.top_contributions)
 
     # ---- model lifecycle ---------------------------------------------------------------
     @contextmanager

@@ -19,7 +19,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from backend.db import predictions, trade_features
-from backend.db.write_behind import WriteBehindWriter, _json
+from backend.db.write_behind import WriteBehindWriter, json_array
 from tests.utils.db_factories import feature_row, make_model, prediction_row
 
 UNREACHABLE = "postgresql://tml:pw@127.0.0.1:1/postgres"  # port 1: connection refused
@@ -358,8 +358,8 @@ def test_an_exit_reported_while_its_batch_is_in_flight_still_labels_the_trade(
         else:  # the batch's transaction is open when the exit arrives
             with pool.connection() as batch_conn, batch_conn.transaction():
                 trade_features.lock_trades(batch_conn, trade_ids=["race-0"])
-                trade_features.insert_json(batch_conn, rows_json=_json([entry["feature"]]))
-                predictions.insert_json(batch_conn, rows_json=_json([entry["prediction"]]))
+                trade_features.insert_json(batch_conn, rows_json=json_array([entry["feature"]]))
+                predictions.insert_json(batch_conn, rows_json=json_array([entry["prediction"]]))
                 exiting = threading.Thread(target=record_exit, args=(exit_conn, report))
                 exiting.start()
                 time.sleep(0.3)  # the exit now waits on the trade's lock
