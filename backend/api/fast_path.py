@@ -16,17 +16,19 @@ import time
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.api.errors import HANDLED, error_response
 from backend.api.fast_decode import decode_predict
 from backend.api.middleware import too_large_response
 from backend.api.openapi_body import parse_json
-from backend.api.responses import FastJSONResponse
+from backend.api.responses import FastJSONResponse, render_json
 from backend.api.routes.predict import answer
 from backend.api.schemas.predict import PredictRequest
 
 PATH = "/api/v1/predict"
+JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 log = logging.getLogger(__name__)
 
 
@@ -47,19 +49,25 @@ class PredictFastPath:
             return
         start = time.perf_counter()
         try:
-            response = await self._respond(scope, receive)
+            answer_or_response = await self._respond(scope, receive)
         except Exception:  # what ServerErrorMiddleware does for the other routes
             log.exception("POST %s failed", PATH)
-            response = FastJSONResponse({"detail": "Internal Server Error"}, 500)
-        if response is None:  # the client went away mid-body
+            answer_or_response = FastJSONResponse({"detail": "Internal Server Error"}, 500)
+        if answer_or_response is None:  # the client went away mid-body
             return
-        await send({"type": "http.response.start", "status": response.status_code,
-                    "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
-        self.api.state.metrics.observe_request(PATH, "POST", response.status_code,
-                                               time.perf_counter() - start)
+        if isinstance(answer_or_response, dict):  # 200: headers built here, no Response object
+            status, body = 200, render_json(answer_or_response)
+            headers = [(b"content-length", b"%d" % len(body)), JSON_CONTENT_TYPE]
+        else:
+            status, body = answer_or_response.status_code, answer_or_response.body
+            headers = answer_or_response.raw_headers
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.api.state.metrics.observe_request(PATH, "POST", status, time.perf_counter() - start)
 
-    async def _respond(self, scope: Scope, receive: Receive) -> Any:
+    async def _respond(self, scope: Scope, receive: Receive
+                       ) -> dict[str, Any] | Response | None:
+        """The answer (200), an error response, or None if the client left."""
         state = self.api.state
         key = None
         for name, value in scope["headers"]:
@@ -86,6 +94,6 @@ class PredictFastPath:
         try:
             body = b"".join(chunks)
             req = decode_predict(body) or parse_json(body, PredictRequest)
-            return FastJSONResponse(answer(state, req))
+            return answer(state, req)
         except HANDLED as exc:
             return error_response(exc)

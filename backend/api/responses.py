@@ -8,9 +8,13 @@ import orjson
 from starlette.responses import JSONResponse
 
 
+def render_json(content: Any) -> bytes:
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
 class FastJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        return render_json(content)
 
 
 # OpenAPI descriptions of the error answers the bot-facing routes can give.
