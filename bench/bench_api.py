@@ -4,8 +4,8 @@ on loopback at 16 connections.
 
     python bench/bench_api.py [--duration 10] [--rounds 2] [--connections 16]
 
-Needs `wrk` (Debian package). Starts the embedded database in bench/out/data and trains a
-bootstrap model there on first use.
+Needs `wrk` (Debian package). Starts the embedded database in bench/out/data (emptying the
+prediction tables of earlier runs) and trains a bootstrap model there on first use.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.db.pool import embedded_url  # noqa: E402
 from tests.utils.market_slices import predict_body  # noqa: E402
 from tests.utils.service import BOT_KEY, free_port  # noqa: E402
 
@@ -45,6 +47,16 @@ request = function()
   return wrk.format(nil, nil, nil, b)
 end
 """
+
+
+def fresh_embedded_database(pg_dir: Path) -> str:
+    """The bench's own embedded Postgres, with the rows of earlier runs removed: an insert
+    into a table of millions of rows costs more, and the figure would drift run by run."""
+    url = embedded_url(pg_dir)
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('public.ml_predictions')").fetchone()[0]:
+            conn.execute("TRUNCATE public.ml_predictions, public.ml_trade_features")
+    return url
 
 
 def wait(url: str, timeout: float = 600) -> None:
@@ -86,6 +98,7 @@ def main() -> int:
     env = {**os.environ, "TML_DATA_DIR": str(data_dir), "TML_BOT_API_KEYS": BOT_KEY,
            "TML_ADMIN_API_KEYS": BOT_KEY + "-admin", "TML_BOOTSTRAP_TRIALS": "4"}
     env.pop("DATABASE_URL", None)
+    env["DATABASE_URL"] = fresh_embedded_database(data_dir / "pg")
     bare_port, api_port = free_port(), free_port()
     bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port",
                              str(bare_port), *UVICORN], cwd=REPO, env=env)

@@ -38,6 +38,7 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "model_poll_seconds": ("3", 3.0),
     "compiled_model_dir": ("/srv/so", Path("/srv/so")),
     "writer_batch_size": ("50", 50),
+    "writer_process": ("false", False),
     "writer_flush_seconds": ("0.5", 0.5),
     "writer_retry_seconds": ("2", 2.0),
     "bootstrap_on_start": ("false", False),

@@ -92,7 +92,7 @@ class PredictFastPath:
             if not message.get("more_body", False):
                 break
         try:
-            body = b"".join(chunks)
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             req = decode_predict(body) or parse_json(body, PredictRequest)
             return answer(state, req)
         except HANDLED as exc:

@@ -88,7 +88,7 @@ class WriteBehindWriter:
         # closed segments holding pending records, oldest first, with their record counts
         self._pending_segments: list[tuple[Path, int]] = []
         self._segment_records = 0  # records appended to the open segment
-        self._replayed_left = 0  # records replayed at start still pending (oldest first)
+        self._replayed_segments: set[Path] = set()  # left by an earlier process, replayed
         self._segment_no = 0
         self._segment: Any = None
         self._thread: threading.Thread | None = None
@@ -107,7 +107,7 @@ class WriteBehindWriter:
             self._pending.extend(entries)
             self._pending_segments.append((path, len(entries)))
             self.stats.replayed += len(entries)
-        self._replayed_left = len(self._pending)
+        self._replayed_segments = set(leftovers)
         self._segment_no = max((_segment_number(p) for p in leftovers), default=0) + 1
         self._open_segment()
         if self._pending:
@@ -265,7 +265,7 @@ class WriteBehindWriter:
         with self._lock:
             self._pending = []
             done, self._pending_segments = self._pending_segments, []
-            self._replayed_left = 0
+            self._replayed_segments = set()
             # everything accepted before the queue was last taken is now committed
             self._committed_seq = self._accepted_seq - len(self._queue)
         for path, _ in done:

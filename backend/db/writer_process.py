@@ -63,7 +63,7 @@ class ProcessWriteBehind(WriteBehindWriter):
                          flush_seconds=flush_seconds, retry_seconds=config.retry_seconds)
         self.config = config
         self._child: _WriterChild | None = None
-        self._sent = 0  # how many of _pending_segments the current process was sent
+        self._sent: set[str] = set()  # segments the current writer process has been sent
         self.restarts = 0
 
     @property
@@ -88,10 +88,13 @@ class ProcessWriteBehind(WriteBehindWriter):
         self._take_queue()
         self._keep_child_running()
         with self._lock:
-            new = [str(path) for path, _ in self._pending_segments[self._sent:]]
-        if new and self._child is not None and self._child.send(("segments", new)):
-            with self._lock:
-                self._sent += len(new)
+            new = [str(path) for path, _ in self._pending_segments
+                   if str(path) not in self._sent]
+            # marked before sending: the acknowledgement may be read before this thread runs
+            # again; if the send fails, the process is gone and its successor gets them all
+            self._sent.update(new)
+        if new and self._child is not None:
+            self._child.send(("segments", new))
         return stopping
 
     def _keep_child_running(self) -> None:
@@ -103,24 +106,34 @@ class ProcessWriteBehind(WriteBehindWriter):
                       self._child.exitcode)
         self._child = _WriterChild(self.config, self._on_message)
         with self._lock:
-            self._sent = 0  # the new process is sent every unacknowledged segment
+            self._sent = set()  # the new process is sent every unacknowledged segment
 
     def _on_message(self, message: tuple[Any, ...]) -> None:
-        kind, done, counts, healthy, error = message
+        """An acknowledgement: the segments written (by name, so a late one from a process
+        that has since died cannot remove segments it did not write) and the counters."""
+        written, counts, healthy, error = message
         with self._lock:
             for name in COUNTERS:
                 setattr(self.stats, name, getattr(self.stats, name) + counts[name])
             self.stats.db_healthy = healthy
             self.stats.last_error = error
-            if kind != "done":
+            for path in written:
+                self._forget_segment(path)
+
+    def _forget_segment(self, path: str) -> None:
+        """Drop a written segment and its records from what is pending (lock held)."""
+        self._sent.discard(path)
+        offset = 0
+        for i, (pending, records) in enumerate(self._pending_segments):
+            if str(pending) == path:
+                del self._pending_segments[i]
+                del self._pending[offset:offset + records]
+                if pending in self._replayed_segments:
+                    self._replayed_segments.discard(pending)
+                else:  # replayed records were never counted as accepted
+                    self._committed_seq += records
                 return
-            records = sum(n for _, n in self._pending_segments[:done])
-            del self._pending_segments[:done]
-            del self._pending[:records]
-            self._sent = max(0, self._sent - done)
-            replayed = min(self._replayed_left, records)
-            self._replayed_left -= replayed
-            self._committed_seq += records - replayed
+            offset += records
 
 
 class _WriterChild:
@@ -225,9 +238,9 @@ def _serve(conn: Connection, batches: BatchWriter, stats: WriterStats,
                 for path in todo:
                     Path(path).unlink(missing_ok=True)
             if conn is not None:
-                reply = ("done", len(todo)) if ok else ("failed", 0)
+                written = todo if ok else []
                 try:
-                    conn.send((*reply, delta, stats.db_healthy, stats.last_error))
+                    conn.send((written, delta, stats.db_healthy, stats.last_error))
                 except OSError:
                     return
             if ok:

@@ -30,6 +30,7 @@ from backend.db import predictions as predictions_db
 from backend.db import trade_features
 from backend.db.batch_writer import IN_MEMORY_KEY
 from backend.db.errors import Conflict, DatabaseError, translate
+from backend.db.ids import uuid7
 from backend.ml import performance_tracker, registry
 from backend.ml.candles import Candles
 from backend.ml.contributions import add_contributions
@@ -168,7 +169,7 @@ class MLSystem:
         for s, x, p in zip(signals, vectors, probs, strict=True):
             contribs = (model.top_contributions(x, self.settings.top_contributions)
                         if explain else None)
-            out.append(Scored(uuid.uuid4(), s, model, float(p), self.predictor.decide(p),
+            out.append(Scored(uuid7(), s, model, float(p), self.predictor.decide(p),
                               threshold, x, contribs, latency_ms, now))
         return out
 

@@ -128,10 +128,9 @@ class CompiledTrees:
         words = self._int_words(data)
         if self.dtype == np.float64 and ((words == -1) & ~missing).any():
             return float(predict_booster(self._booster, x.reshape(1, -1))[0])
-        if missing.any():
-            words[missing] = -1
+        np.putmask(words, missing, -1)
         result = self._result_type(0.0)  # the generated code accumulates into it
-        self._row_fn(data.ctypes.data, 0, ctypes.byref(result))
+        self._row_fn(data.__array_interface__["data"][0], 0, ctypes.byref(result))
         return float(result.value)
 
 
