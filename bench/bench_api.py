@@ -37,14 +37,15 @@ LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = "{key}"
-local body = [[{body}]]
+-- the body around its trade_id: concatenation is cheaper than a gsub over 5 kB per request,
+-- and the load generator shares the two cores with the server
+local head = [[{head}]]
+local tail = [[{tail}]]
 counter = 0
 request = function()
   counter = counter + 1
   -- unique per run and per request: a repeated trade_id would be answered from memory
-  local id = "{prefix}-" .. tostring(counter)
-  local b = string.gsub(body, "BENCH_TRADE_ID", id)
-  return wrk.format(nil, nil, nil, b)
+  return wrk.format(nil, nil, nil, head .. "{prefix}-" .. counter .. tail)
 end
 """
 
@@ -112,8 +113,9 @@ def main() -> int:
         results: dict[str, list[dict[str, float]]] = {"bare": [], "predict": []}
         for _ in range(args.rounds):  # interleaved, so machine noise hits both alike
             with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-                lua = LUA.replace("{key}", BOT_KEY).replace("{body}", json.dumps(body))
-                fh.write(lua.replace("{prefix}", f"bench-{time.time_ns()}"))
+                head, tail = json.dumps(body).split("BENCH_TRADE_ID")
+                lua = LUA.replace("{key}", BOT_KEY).replace("{head}", head)
+                fh.write(lua.replace("{tail}", tail).replace("{prefix}", f"bench-{time.time_ns()}"))
                 script = Path(fh.name)
             results["bare"].append(wrk(f"http://127.0.0.1:{bare_port}/constant",
                                        args.duration, args.connections, None))
