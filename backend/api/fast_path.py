@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.responses import Response
@@ -23,7 +22,7 @@ from backend.api.errors import HANDLED, error_response
 from backend.api.fast_decode import decode_predict
 from backend.api.middleware import too_large_response
 from backend.api.openapi_body import parse_json
-from backend.api.responses import FastJSONResponse, render_json
+from backend.api.responses import FastJSONResponse
 from backend.api.routes.predict import answer
 from backend.api.schemas.predict import PredictRequest
 
@@ -55,8 +54,8 @@ class PredictFastPath:
             answer_or_response = FastJSONResponse({"detail": "Internal Server Error"}, 500)
         if answer_or_response is None:  # the client went away mid-body
             return
-        if isinstance(answer_or_response, dict):  # 200: headers built here, no Response object
-            status, body = 200, render_json(answer_or_response)
+        if isinstance(answer_or_response, bytes):  # 200: headers built here, no Response
+            status, body = 200, answer_or_response
             headers = [(b"content-length", b"%d" % len(body)), JSON_CONTENT_TYPE]
         else:
             status, body = answer_or_response.status_code, answer_or_response.body
@@ -66,7 +65,7 @@ class PredictFastPath:
         self.api.state.metrics.observe_request(PATH, "POST", status, time.perf_counter() - start)
 
     async def _respond(self, scope: Scope, receive: Receive
-                       ) -> dict[str, Any] | Response | None:
+                       ) -> bytes | Response | None:
         """The answer (200), an error response, or None if the client left."""
         state = self.api.state
         key = None

@@ -178,15 +178,16 @@ class MLSystem:
             stored = self._served.get(trade_id)
         return None if stored is None else orjson.loads(stored)
 
-    def remember(self, trade_id: str, response: dict[str, Any]) -> dict[str, Any]:
-        """Keep the first response per trade_id (the same id again returns it)."""
+    def remember(self, trade_id: str, response: dict[str, Any]) -> bytes:
+        """Keep the first response per trade_id (the same id again returns it); returns
+        the kept response as JSON, ready to send."""
         encoded = orjson.dumps(response)
         with self._served_lock:
             existing = self._served.setdefault(trade_id, encoded)
             self._served.move_to_end(trade_id)
             while len(self._served) > MAX_REMEMBERED:
                 self._served.popitem(last=False)
-        return response if existing is encoded else orjson.loads(existing)
+        return existing
 
     def ensure_recalled(self) -> None:
         """Recall stored answers once the database has answered (see recall_answers)."""

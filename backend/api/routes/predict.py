@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
+from starlette.responses import Response
 
 from backend.api.deps import BotScope
 from backend.api.errors import BadRequest, ServiceUnavailable
 from backend.api.openapi_body import body_openapi, parse_body
-from backend.api.responses import ERROR_RESPONSES, FastJSONResponse
+from backend.api.responses import ERROR_RESPONSES, FastJSONResponse, render_json
 from backend.api.schemas.candles import candles_to_arrays
 from backend.api.schemas.predict import (
     PredictBatchRequest,
@@ -32,16 +34,16 @@ FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew between the bot and this s
 async def predict(request: Request, _: BotScope) -> FastJSONResponse:
     """Probability that the signal's trade pays, the take/skip decision and the model."""
     req = await parse_body(request, PredictRequest)
-    return FastJSONResponse(answer(request.app.state, req))
+    return Response(answer(request.app.state, req), media_type="application/json")
 
 
-def answer(state: Any, req: PredictRequest) -> dict[str, Any]:
-    """Score one signal (or return the stored answer for a known trade_id) and journal it.
-    Shared by this route and the fast path (backend.api.fast_path)."""
+def answer(state: Any, req: PredictRequest) -> bytes:
+    """Score one signal (or return the stored answer for a known trade_id) and journal it;
+    the answer as JSON. Shared by this route and the fast path (backend.api.fast_path)."""
     system: MLSystem = state.system
     stored = system.remembered(req.trade_id)
     if stored is not None:
-        return {**stored, "duplicate": True}
+        return render_json({**stored, "duplicate": True})
     signal = _signal(req, system, prefix="candles")
     return _accept(state, _score(system, [signal], explain=req.explain)[0])
 
@@ -57,7 +59,7 @@ async def predict_batch(request: Request, _: BotScope) -> FastJSONResponse:
         if item.trade_id in seen:
             raise BadRequest(f"signals[{i}].trade_id", "duplicate trade_id within the batch")
         seen.add(item.trade_id)
-    answers: list[dict[str, Any] | None] = [system.remembered(s.trade_id) for s in req.signals]
+    answers: list[Any] = [system.remembered(s.trade_id) for s in req.signals]
     todo = [i for i, a in enumerate(answers) if a is None]
     signals = [_signal(req.signals[i], system, prefix=f"signals[{i}].candles") for i in todo]
     if signals:
@@ -65,7 +67,7 @@ async def predict_batch(request: Request, _: BotScope) -> FastJSONResponse:
         for i, scored in zip(todo, _score(system, signals, explain=explain), strict=True):
             if not req.signals[i].explain:
                 scored.contributions = None
-            answers[i] = _accept(request.app.state, scored)
+            answers[i] = orjson.Fragment(_accept(request.app.state, scored))
     data = [a if i in todo else {**a, "duplicate": True}
             for i, a in enumerate(answers) if a is not None]
     return FastJSONResponse({"data": data, "count": len(data)})
@@ -103,7 +105,7 @@ def _score(system: MLSystem, signals: list[Signal], *, explain: bool) -> list[Sc
         raise ServiceUnavailable(str(exc)) from None
 
 
-def _accept(state: Any, scored: Scored) -> dict[str, Any]:
+def _accept(state: Any, scored: Scored) -> bytes:
     """Journal the feature row and prediction, then remember and count the answer."""
     try:
         state.writer.submit(scored.journal_entry())

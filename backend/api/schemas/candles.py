@@ -161,10 +161,18 @@ def _parse_times(values: list[Any], field: str) -> np.ndarray:
 
 def check_epoch_range(times: np.ndarray, field: str) -> None:
     """Epoch seconds from 1900 to 5138; a larger value is almost surely milliseconds."""
-    if times.size and times.max() >= _MAX_EPOCH_SECONDS:
+    if not times.size:
+        return
+    # Candles must be sorted (checked next): if the ends are in range and in order, so is
+    # every time in a valid series; an unsorted one fails that check either way.
+    ends = times[[0, -1]].tolist()  # Python numbers: numpy scalar comparisons cost more
+    first, last = ends[0], ends[-1]
+    if first > last or not (first >= _MIN_EPOCH_SECONDS and last < _MAX_EPOCH_SECONDS):
+        first, last = times.min(), times.max()
+    if last >= _MAX_EPOCH_SECONDS:
         raise CandleError(f"{field}.time", "epoch seconds expected (this looks like "
                                            "milliseconds)")
-    if times.size and times.min() < _MIN_EPOCH_SECONDS:
+    if first < _MIN_EPOCH_SECONDS:
         raise CandleError(f"{field}.time", _TIME_RANGE)
 
 
