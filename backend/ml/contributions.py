@@ -32,10 +32,10 @@ def add_contributions(entries: list[Entry], model: LoadedModel, k: int) -> None:
     if not todo:
         return
     names = model.feature_names
-    X = np.array([e[IN_MEMORY_KEY] if IN_MEMORY_KEY in e else  # replayed: none kept
-                  [np.nan if e["feature"]["features"].get(n) is None
-                   else e["feature"]["features"][n] for n in names]
-                  for e in todo], dtype=np.float64)
+    # the in-memory vector when there is one, else the stored dict (None -> NaN in numpy)
+    X = np.array([e[IN_MEMORY_KEY] if IN_MEMORY_KEY in e
+                  else list(map(e["feature"]["features"].get, names)) for e in todo],
+                 dtype=np.float64)
     for e, top in zip(todo, model.top_contributions_many(X, k), strict=True):
         e["prediction"]["contributions"] = top
 
