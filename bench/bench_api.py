@@ -82,7 +82,22 @@ def wrk(url: str, duration: int, connections: int, script: Path | None) -> dict[
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p99_ms": float(p99.group(1)) * scale,
-            "errors": int(non2xx.group(1)) if non2xx else 0}
+            "errors": int(non2xx.group(1)) if non2xx else 0,
+            "requests": int(re.search(r"(\d+) requests in", out).group(1))}
+
+
+def stored_predictions(db_url: str, timeout: float = 120) -> int:
+    """Rows in ml_predictions once the writer has caught up (the count stops growing)."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            count = conn.execute("SELECT count(*) FROM public.ml_predictions").fetchone()[0]
+            if count == last:
+                return count
+            last = count
+            time.sleep(2)
+    return last
 
 
 def main() -> int:
@@ -133,6 +148,13 @@ def main() -> int:
         print(f"\n(b)/(a) = {ratio:.1%} (goal >= 35%), p99 of (b) = "
               f"{best['predict']['p99_ms']:.2f} ms (goal <= 15 ms)")
         print("all rounds:", json.dumps(results))
+        # every request of (b) was a new signal: one stored prediction each, none repeated
+        done = sum(r["requests"] for r in results["predict"])
+        stored = stored_predictions(env["DATABASE_URL"])
+        in_flight = args.connections * args.rounds  # cut off by wrk at a round's end
+        verdict = "ok" if done <= stored <= done + in_flight else "MISMATCH"
+        print(f"stored predictions: {stored} for {done} completed requests to (b), plus at "
+              f"most {in_flight} in flight when a round ended: {verdict}")
     finally:
         for proc in (bare, api):
             proc.terminate()
