@@ -178,3 +178,41 @@ def test_promotion_refuses_bad_input(conn: psycopg.Connection, strong: ModelTrai
     with pytest.raises(ValueError, match=r"^holdout_start:"):
         promote_if_better(conn, **kwargs, holdout_start=row.train_start)
     assert models.get_active(conn, name="m") is None  # nothing changed
+
+
+@pytest.mark.parametrize("first", ["weak", "strong"])
+def test_two_promotions_at_once_leave_the_better_model_active(
+        db_url: str, conn: psycopg.Connection, weak: ModelTrainer, strong: ModelTrainer,
+        split: dict, first: str) -> None:
+    """Two trainers finishing together, with no active model yet: under the name lock one
+    is promoted first and the other is compared with it, so the better one ends up active
+    (without the lock both could see "no active model"; a race, so tried a few times)."""
+    import threading
+
+    for attempt in range(4):
+        name = f"race-{attempt}"
+        rows = {"weak": register(conn, weak, name=name, feature_set_version="fs1"),
+                "strong": register(conn, strong, name=name, feature_set_version="fs1")}
+        order = [first, "strong" if first == "weak" else "weak"]
+        start = threading.Barrier(2)
+        results: dict[str, object] = {}
+
+        def promote(which: str, rows: dict = rows, results: dict = results,
+                    start: threading.Barrier = start) -> None:
+            with psycopg.connect(db_url, autocommit=True) as own:
+                start.wait()
+                results[which] = promote_if_better(own, candidate=rows[which],
+                                                   X_holdout=split["X_hold"],
+                                                   y_holdout=split["y_hold"])
+
+        threads = [threading.Thread(target=promote, args=(which,)) for which in order]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert set(results) == {"weak", "strong"}  # neither raised
+        assert models.get_active(conn, name=name).id == rows["strong"].id
+        active = conn.execute("SELECT count(*) FROM ml_models WHERE name = %s AND "
+                              "status = 'active'", (name,)).fetchone()[0]
+        assert active == 1
+        assert results["strong"].promoted  # first, or as the better one  # type: ignore[attr-defined]
