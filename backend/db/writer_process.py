@@ -215,7 +215,9 @@ def run_writer_process(conn: Connection, config: WriterConfig) -> None:
 
 def _serve(conn: Connection, batches: BatchWriter, stats: WriterStats,
            retry_seconds: float) -> None:
-    todo: list[str] = []
+    todo: list[str] = []  # segments received, not yet written
+    entries: list[dict[str, Any]] = []  # their records, read once (kept across retries,
+    # with the contributions already computed: an outage must not re-read or re-score them)
     stopping = False
     while True:
         try:
@@ -224,6 +226,7 @@ def _serve(conn: Connection, batches: BatchWriter, stats: WriterStats,
                 message = conn.recv()
                 if message[0] == "segments":
                     todo.extend(message[1])
+                    entries.extend(e for path in message[1] for e in _read_if_present(path))
                 else:
                     stopping = True
         except (EOFError, OSError):
@@ -231,20 +234,18 @@ def _serve(conn: Connection, batches: BatchWriter, stats: WriterStats,
             conn = None  # type: ignore[assignment]
         if todo:
             counts = {name: getattr(stats, name) for name in COUNTERS}
-            entries = [e for path in todo for e in _read_if_present(path)]
             ok = batches.write(entries)
             delta = {name: getattr(stats, name) - counts[name] for name in COUNTERS}
             if ok:
                 for path in todo:
                     Path(path).unlink(missing_ok=True)
             if conn is not None:
-                written = todo if ok else []
                 try:
-                    conn.send((written, delta, stats.db_healthy, stats.last_error))
+                    conn.send((todo if ok else [], delta, stats.db_healthy, stats.last_error))
                 except OSError:
                     return
             if ok:
-                todo = []
+                todo, entries = [], []
             elif stopping:
                 log.warning("database unavailable at shutdown: %d records stay journaled "
                             "for the next start", len(entries))
