@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,15 @@ import orjson
 from psycopg_pool import ConnectionPool
 
 from backend.db.batch_writer import (
-    IN_MEMORY_KEY,
     BatchWriter,
     Enricher,
     Entry,
     WriterStats,
     journaled,
-    json_array,
     json_default,
 )
 
 log = logging.getLogger(__name__)
-# the names the rest of the service (and the tests) import from here
-__all__ = ["IN_MEMORY_KEY", "Entry", "WriteBehindWriter", "WriterStats", "json_array"]
 
 
 class WriteBehindWriter:
@@ -151,14 +146,15 @@ class WriteBehindWriter:
     def submit(self, entry: Entry) -> None:
         """Journal then queue one record. Raises OSError if the journal cannot be written,
         in which case the record was not accepted."""
-        line = orjson.dumps(journaled(entry), default=json_default) + b"\n"
+        stored = journaled(entry)
+        line = orjson.dumps(stored, default=json_default) + b"\n"
         with self._lock:
             if self._segment is None or self._segment.closed:
                 raise OSError("the journal is not open (see the writer's last error)")
             self._segment.write(line)
             self._segment.flush()  # to the OS: survives a SIGKILL of this process
             self._segment_records += 1
-            self._queue.append(entry if self.keep_in_memory_key else journaled(entry))
+            self._queue.append(entry if self.keep_in_memory_key else stored)
             self.stats.accepted += 1
             self._accepted_seq += 1
             size = len(self._queue)
@@ -271,9 +267,6 @@ class WriteBehindWriter:
         for path, _ in done:
             path.unlink(missing_ok=True)
         return True
-
-    def _write_batch(self, batch: Sequence[Entry]) -> None:
-        self._batches.write_batch(batch)
 
     # ---- journal files -----------------------------------------------------------------
     def _segment_path(self, n: int) -> Path:

@@ -19,7 +19,8 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from backend.db import predictions, trade_features
-from backend.db.write_behind import WriteBehindWriter, json_array
+from backend.db.batch_writer import json_array
+from backend.db.write_behind import WriteBehindWriter
 from tests.utils.db_factories import feature_row, make_model, prediction_row
 
 UNREACHABLE = "postgresql://tml:pw@127.0.0.1:1/postgres"  # port 1: connection refused
@@ -350,7 +351,7 @@ def test_an_exit_reported_while_its_batch_is_in_flight_still_labels_the_trade(
     with psycopg.connect(db_url) as exit_conn:
         if exit_first:  # the exit's transaction is open when the batch starts
             with exit_conn.transaction():
-                record = threading.Thread(target=w._write_batch, args=([entry],))
+                record = threading.Thread(target=w._batches.write_batch, args=([entry],))
                 record_exit(exit_conn, report)
                 record.start()
                 time.sleep(0.3)  # the batch now waits on the trade's lock

@@ -303,3 +303,35 @@ def test_a_late_acknowledgement_from_a_killed_writer_removes_only_what_it_wrote(
         hold_a3.rollback()
     assert w.flush(timeout=10)
     assert counts(conn) == (3, 3) and w.pending_entries() == []
+
+
+def test_records_read_during_an_outage_are_kept_in_hand_for_the_retries(
+        pg_admin_url: str, migrated_template: str, start_writer: StartWriter,
+        tmp_path: Path) -> None:
+    """The writer process reads a segment once and keeps its records across retries: the
+    segment files are removed while the database does not exist yet, and every record
+    still lands once it does (a writer that re-read them on each retry would find none)."""
+    import uuid
+
+    from tests.utils.pg import create_database, drop_database, with_dbname
+
+    name = f"late_{uuid.uuid4().hex[:12]}"
+    journal = tmp_path / "journal"
+    batch = entries(1, 6, "kept")  # model id 1: the first model of the database made below
+    w = start_writer(with_dbname(pg_admin_url, name), pool_timeout=0.5,
+                     connect_kwargs={"connect_timeout": 1})
+    for e in batch:
+        w.submit(e)
+    try:
+        assert wait_until(lambda: w.stats.failed_attempts >= 2)  # read, tried, retried
+        for path in journal.glob("segment-*.jsonl"):
+            if path.stat().st_size:
+                path.unlink()
+        url = create_database(pg_admin_url, name, template=migrated_template)
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert make_model(conn).id == 1
+            assert w.flush(timeout=20)
+            assert counts(conn) == (6, 6)
+        w.close()
+    finally:
+        drop_database(pg_admin_url, name)

@@ -31,7 +31,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew between the bot and this s
 
 @router.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES,
              openapi_extra=body_openapi(PredictRequest))
-async def predict(request: Request, _: BotScope) -> FastJSONResponse:
+async def predict(request: Request, _: BotScope) -> Response:
     """Probability that the signal's trade pays, the take/skip decision and the model."""
     req = await parse_body(request, PredictRequest)
     return Response(answer(request.app.state, req), media_type="application/json")

@@ -65,9 +65,9 @@ class DecodedColumns(NamedTuple):
     block: np.ndarray  # float64, shape (5, n): open, high, low, close, volume
 
 
-def candles_to_arrays(candles: list[dict[str, Any]] | dict[str, list[Any]], *,
-                      field: str = "candles", min_length: int = 1) -> Candles:
-    """Validated :class:`Candles` from either JSON form.
+def candles_to_arrays(candles: list[dict[str, Any]] | dict[str, list[Any]] | DecodedColumns,
+                      *, field: str = "candles", min_length: int = 1) -> Candles:
+    """Validated :class:`Candles` from either JSON form (or from the fast decoder).
 
     Raises
     ------
