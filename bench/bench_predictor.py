@@ -33,15 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend.db.models import ModelRow  # noqa: E402
-from backend.ml.candles import load_candles_file, sample_candles_path  # noqa: E402
-from backend.ml.dataset import build_dataset  # noqa: E402
-from backend.ml.model_trainer import (  # noqa: E402
+from backend.ml.boosters import (  # noqa: E402
     ARTIFACT_FORMATS,
-    ModelTrainer,
     booster_to_bytes,
     fixed_params,
     train_booster,
 )
+from backend.ml.candles import load_candles_file, sample_candles_path  # noqa: E402
+from backend.ml.dataset import build_dataset  # noqa: E402
+from backend.ml.model_trainer import ModelTrainer  # noqa: E402
 from backend.ml.predictor import load_model  # noqa: E402
 
 LARGEST = {

@@ -41,16 +41,12 @@ import optuna  # noqa: E402
 import xgboost  # noqa: E402
 
 from backend.ml import validation  # noqa: E402
+from backend.ml.boosters import predict_booster, train_booster  # noqa: E402
 from backend.ml.candles import load_candles_file, sample_candles_path  # noqa: E402
 from backend.ml.dataset import Dataset, build_dataset  # noqa: E402
 from backend.ml.labeling import STRATEGIES  # noqa: E402
 from backend.ml.metrics import PROBABILITY_CLIP, classification_metrics  # noqa: E402
-from backend.ml.model_trainer import (  # noqa: E402
-    ModelTrainer,
-    _logistic_baseline,
-    predict_booster,
-    train_booster,
-)
+from backend.ml.model_trainer import ModelTrainer, _logistic_baseline  # noqa: E402
 from backend.positions.barriers import DEFAULT_SL_ATR, DEFAULT_TP_ATR  # noqa: E402
 
 SYMBOLS = {"EURUSD": "1h", "GOOG": "1d"}

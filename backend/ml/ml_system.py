@@ -32,6 +32,7 @@ from backend.db.batch_writer import IN_MEMORY_KEY
 from backend.db.errors import Conflict, DatabaseError, translate
 from backend.db.ids import uuid7
 from backend.ml import performance_tracker, registry
+from backend.ml.boosters import predict_booster
 from backend.ml.candles import Candles
 from backend.ml.contributions import add_contributions
 from backend.ml.dataset import Dataset, build_dataset, dataset_from_outcomes
@@ -41,7 +42,7 @@ from backend.ml.feature_extractor import (
     named_features,
 )
 from backend.ml.metrics import classification_metrics
-from backend.ml.model_trainer import ModelTrainer, predict_booster
+from backend.ml.model_trainer import ModelTrainer
 from backend.ml.predictor import LoadedModel, Predictor, load_model
 from backend.ml.validation import holdout_split
 

@@ -30,7 +30,7 @@ import treelite
 import xgboost as xgb
 from numpy.typing import ArrayLike
 
-from backend.ml.model_trainer import Booster, predict_booster
+from backend.ml.boosters import Booster, predict_booster
 from backend.ml.registry import load_booster
 
 if TYPE_CHECKING:

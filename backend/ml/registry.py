@@ -20,8 +20,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from backend.db import models
 from backend.db.errors import translate
+from backend.ml.boosters import Booster, predict_booster
 from backend.ml.metrics import classification_metrics
-from backend.ml.model_trainer import Booster, predict_booster
 
 if TYPE_CHECKING:
     import psycopg

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from backend.ml.boosters import predict_booster
 from backend.ml.candles import load_candles_file, sample_candles_path
 from backend.ml.dataset import build_dataset
-from backend.ml.model_trainer import ModelTrainer, predict_booster
+from backend.ml.model_trainer import ModelTrainer
 
 BOT_CONTROLLED = ("stop_dist_atr", "target_dist_atr", "reward_risk")
 

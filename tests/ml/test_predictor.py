@@ -12,9 +12,10 @@ import psycopg
 import pytest
 
 from backend.db import models
+from backend.ml.boosters import predict_booster
 from backend.ml.candles import load_candles_file, sample_candles_path
 from backend.ml.dataset import Dataset, build_dataset
-from backend.ml.model_trainer import ModelTrainer, predict_booster
+from backend.ml.model_trainer import ModelTrainer
 from backend.ml.predictor import (
     COMPILED_TOLERANCE,
     LoadedModel,

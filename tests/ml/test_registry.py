@@ -11,8 +11,9 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from backend.db import models
+from backend.ml.boosters import predict_booster
 from backend.ml.metrics import classification_metrics
-from backend.ml.model_trainer import ModelTrainer, predict_booster
+from backend.ml.model_trainer import ModelTrainer
 from backend.ml.registry import (
     ModelIntegrityError,
     load_booster,

@@ -16,16 +16,10 @@ import xgboost as xgb
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from backend.ml.boosters import fixed_params, predict_booster, train_booster
 from backend.ml.candles import load_candles_file, sample_candles_path
 from backend.ml.dataset import build_dataset
-from backend.ml.model_trainer import (
-    ModelTrainer,
-    fixed_params,
-    journal_storage,
-    predict_booster,
-    suggest_params,
-    train_booster,
-)
+from backend.ml.model_trainer import ModelTrainer, journal_storage, suggest_params
 from tests.utils.synthetic import planted_signals
 
 
