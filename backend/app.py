@@ -23,8 +23,9 @@ from backend.api.routes import exits, health, jobs, models, performance, predict
 from backend.config import Settings, get_settings
 from backend.db.errors import DatabaseError
 from backend.db.pool import connect_kwargs, create_pool, database_url
-from backend.db.write_behind import WriteBehindWriter
-from backend.db.writer_process import ProcessWriteBehind, WriterConfig
+from backend.db.write_behind import ThreadWriteBehind, WriteBehind
+from backend.db.writer_messages import WriterConfig
+from backend.db.writer_process import ProcessWriteBehind
 from backend.jobs import JobManager
 from backend.ml.feature_extractor import use_native_features
 from backend.ml.ml_system import MLSystem
@@ -90,7 +91,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(writer.close)
         pool.close()
         raise
-    system.pending_source = writer.pending_entries
+    system.pending_source = writer.pending_records
     await asyncio.to_thread(system.ensure_recalled)  # or later, once the database answers
     system.start_watching(url)
     tracker = asyncio.create_task(_track_periodically(system, s.tracker_interval_seconds))
@@ -114,9 +115,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool.close()
 
 
-def _writer(s: Settings, url: str, pool: ConnectionPool, system: MLSystem) -> WriteBehindWriter:
+def _writer(s: Settings, url: str, pool: ConnectionPool, system: MLSystem) -> WriteBehind:
     if not s.writer_process:
-        return WriteBehindWriter(pool, s.journal_dir, batch_size=s.writer_batch_size,
+        return ThreadWriteBehind(pool, s.journal_dir, batch_size=s.writer_batch_size,
                                  flush_seconds=s.writer_flush_seconds,
                                  retry_seconds=s.writer_retry_seconds,
                                  enrich=system.enrich_contributions)

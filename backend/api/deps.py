@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool
 from backend.api.auth import ApiKeys, Scope
 from backend.config import Settings
 from backend.db.errors import translate
-from backend.db.write_behind import WriteBehindWriter
+from backend.db.write_behind import WriteBehind
 from backend.ml.ml_system import MLSystem
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -41,7 +41,7 @@ async def get_system(request: Request) -> MLSystem:
     return request.app.state.system
 
 
-async def get_writer(request: Request) -> WriteBehindWriter:
+async def get_writer(request: Request) -> WriteBehind:
     return request.app.state.writer
 
 
@@ -69,6 +69,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[ConnectionPool, Depends(get_pool)]
 ConnDep = Annotated[psycopg.Connection, Depends(get_conn)]
 SystemDep = Annotated[MLSystem, Depends(get_system)]
-WriterDep = Annotated[WriteBehindWriter, Depends(get_writer)]
+WriterDep = Annotated[WriteBehind, Depends(get_writer)]
 BotScope = Annotated[Scope, Depends(require_bot)]
 AdminScope = Annotated[Scope, Depends(require_admin)]

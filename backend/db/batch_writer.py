@@ -1,7 +1,7 @@
-"""Journal entries into Postgres: one transaction per batch, bad records set aside.
+"""Journal records into Postgres: one transaction per batch, bad records set aside.
 
-The database side of the write-behind, shared by the in-process writer thread
-(:class:`backend.db.write_behind.WriteBehindWriter`) and the writer process
+The database side of the write-behind, used by both writer strategies: the in-thread one
+(:class:`backend.db.write_behind.ThreadWriteBehind`) and the writer process
 (:mod:`backend.db.writer_process`).
 """
 
@@ -9,38 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import orjson
 from psycopg_pool import ConnectionPool
 
 from backend.db import predictions, trade_features
 from backend.db.errors import DatabaseError, DatabaseUnavailable, InvalidData, translate
+from backend.db.records import JournalRecord, json_default
 
 log = logging.getLogger(__name__)
 
-Entry = dict[str, Any]  # {"feature": {...} | None, "prediction": {...} | None}
 # A journal line that parses but lacks a field or has a wrong type (hand-edited, or from an
 # older version) is a rejected record, not a reason for the writer to die.
 MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
-IN_MEMORY_KEY = "_in_memory"  # an entry's key that is kept for the enricher, not journaled
-Enricher = Callable[[list[Entry]], None]
-
-
-def json_default(obj: Any) -> Any:
-    if isinstance(obj, UUID):
-        return str(obj)
-    raise TypeError(type(obj).__name__)
-
-
-def journaled(entry: Entry) -> Entry:
-    """The entry as it is journaled and stored (without the in-memory-only key)."""
-    if IN_MEMORY_KEY not in entry:
-        return entry
-    return {k: v for k, v in entry.items() if k != IN_MEMORY_KEY}
+Enricher = Callable[[list[JournalRecord]], None]
 
 
 @dataclass
@@ -52,11 +37,10 @@ class WriterStats:
     last_error: str | None = None
     db_healthy: bool = True
     replayed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class BatchWriter:
-    """Writes entries in batches of ``batch_size``, each in one transaction.
+    """Writes records in batches of ``batch_size``, each in one transaction.
 
     Parameters
     ----------
@@ -67,7 +51,7 @@ class BatchWriter:
     stats : WriterStats
         Updated in place (batches written, failures, rejects, health, last error).
     enrich : callable, optional
-        Called with all the entries before they are written (e.g. feature contributions).
+        Called with all the records before they are written (e.g. feature contributions).
     """
 
     def __init__(self, pool: ConnectionPool, rejected_path: Path, *, batch_size: int,
@@ -78,30 +62,30 @@ class BatchWriter:
         self.stats = stats
         self.enrich = enrich
 
-    def write(self, entries: list[Entry]) -> bool:
-        """Write every entry; False (and nothing lost: the caller keeps them) when the
+    def write(self, records: list[JournalRecord]) -> bool:
+        """Write every record; False (and nothing lost: the caller keeps them) when the
         database is unavailable or fails."""
         if self.enrich is not None:
             try:
-                self.enrich(entries)
+                self.enrich(records)
             except Exception:  # enrichment is optional; never block the write
                 log.exception("enrichment failed; writing without it")
         try:
-            for start in range(0, len(entries), self.batch_size):
-                self.write_batch(entries[start:start + self.batch_size])
+            for start in range(0, len(records), self.batch_size):
+                self.write_batch(records[start:start + self.batch_size])
         except DatabaseUnavailable as exc:
-            self._note_failure(exc, len(entries))
+            self._note_failure(exc, len(records))
             return False
         except (InvalidData, *MALFORMED) as exc:
             # One bad record must not block the rest: write one by one, set aside rejects.
             log.error("batch rejected (%s); writing records one by one", exc)
             try:
-                self._write_one_by_one(entries)
+                self._write_one_by_one(records)
             except DatabaseError as exc2:
-                self._note_failure(exc2, len(entries))
+                self._note_failure(exc2, len(records))
                 return False
         except DatabaseError as exc:
-            self._note_failure(exc, len(entries))
+            self._note_failure(exc, len(records))
             return False
         self.stats.written_batches += 1
         self.stats.db_healthy = True
@@ -115,10 +99,11 @@ class BatchWriter:
         log.warning("write-behind: database write failed (%s); %d records kept, retrying",
                     exc, kept)
 
-    def write_batch(self, batch: Sequence[Entry]) -> None:
-        # The entries go to Postgres as one JSON array per table: no per-row Python work.
-        feats = [e["feature"] for e in batch if e.get("feature")]
-        preds = [e["prediction"] for e in batch if e.get("prediction")]
+    def write_batch(self, batch: Sequence[JournalRecord]) -> None:
+        # The rows go to Postgres as one JSON array per table, unpacked there by
+        # jsonb_to_recordset (INSERT ... SELECT): no per-row Python work.
+        feats = [r.feature for r in batch if r.feature]
+        preds = [r.prediction for r in batch if r.prediction]
         with translate(), self.pool.connection() as conn, conn.transaction():
             trade_features.lock_trades(conn, trade_ids=[e["trade_id"] for e in feats + preds])
             if feats:
@@ -128,14 +113,13 @@ class BatchWriter:
                 predictions.insert_json(conn, rows_json=json_array(preds))
                 predictions.resolve_from_exits(conn, trade_ids=[p["trade_id"] for p in preds])
 
-    def _write_one_by_one(self, batch: Sequence[Entry]) -> None:
+    def _write_one_by_one(self, batch: Sequence[JournalRecord]) -> None:
         rejects = []
-        for entry in batch:
+        for record in batch:
             try:
-                self.write_batch([entry])
+                self.write_batch([record])
             except (InvalidData, *MALFORMED) as exc:
-                kept = journaled(entry) if isinstance(entry, dict) else entry
-                rejects.append({"entry": kept, "error": str(exc)})
+                rejects.append({"entry": record.to_dict(), "error": str(exc)})
         if rejects:
             self.stats.rejected += len(rejects)
             with open(self.rejected_path, "ab") as fh:

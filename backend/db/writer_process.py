@@ -1,4 +1,4 @@
-"""Write-behind with the database writes in a process of their own.
+"""Write-behind with the database writes in a process of their own (the default strategy).
 
 The server process only journals: one appended, flushed line per accepted record, and a
 rotation of the journal every ``flush_seconds`` (or ``batch_size`` records). The writer
@@ -9,66 +9,57 @@ values then take no GIL time from the requests (measured in docs/performance.md)
 
 Same guarantees as the in-thread writer: a record is accepted once its line is in the
 journal; inserts are idempotent, so a segment written twice adds nothing. The server keeps
-every accepted record in memory until acknowledged (repeated trade_ids, ``flush``,
-``depth``). A writer process that dies is started again and sent every unacknowledged
-segment. If the server dies, the writer process sees its pipe close, makes one last attempt
-with the segments in hand and exits; the next start replays whatever is left.
+every accepted record in its ledger until its segment is acknowledged (repeated trade_ids,
+``flush``, ``depth``). A writer process that dies is started again and sent every
+unacknowledged segment. If the server dies, the writer process sees its pipe close, makes
+one last attempt with the segments in hand and exits; the next start replays whatever is
+left.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import signal
 import threading
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from psycopg_pool import ConnectionPool
-
-from backend.db.batch_writer import BatchWriter, WriterStats
-from backend.db.write_behind import WriteBehindWriter, read_segment
+from backend.db.batch_writer import WriterStats
+from backend.db.intake import Intake
+from backend.db.records import JournalRecord
+from backend.db.writer_main import run_writer_process
+from backend.db.writer_messages import Ack, Message, Stop, WriterConfig, WriteSegments
 
 log = logging.getLogger(__name__)
-COUNTERS = ("written_batches", "failed_attempts", "rejected")
 
 
-@dataclass(frozen=True)
-class WriterConfig:
-    """What the writer process needs (sent to it when it is spawned)."""
-
-    db_url: str
-    journal_dir: str
-    batch_size: int
-    retry_seconds: float
-    top_contributions: int | None  # None: no contributions for stored predictions
-    connect_kwargs: dict[str, Any]
-    pool_timeout: float = 5.0
-    log_level: str = "INFO"
-
-
-class ProcessWriteBehind(WriteBehindWriter):
-    """:class:`WriteBehindWriter` whose database writes happen in a writer process.
+class ProcessWriteBehind:
+    """The write-behind whose database writes happen in a writer process.
 
     The thread of this class only rotates the journal, sends closed segments and keeps the
     writer process running; acknowledgements are read by a second thread.
     """
 
-    keep_in_memory_key = False  # the writer process reads the journal, not these objects
-
     def __init__(self, config: WriterConfig, *, flush_seconds: float = 0.25) -> None:
-        super().__init__(None, Path(config.journal_dir), batch_size=config.batch_size,
-                         flush_seconds=flush_seconds, retry_seconds=config.retry_seconds)
         self.config = config
+        self.flush_seconds = flush_seconds
+        self.stats = WriterStats()
+        # the writer process reads the journal, not the queued objects: no vectors kept
+        self.intake = Intake(Path(config.journal_dir), self.stats, keep_vectors=False)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self._child: _WriterChild | None = None
         self._sent: set[str] = set()  # segments the current writer process has been sent
         self.restarts = 0
 
-    @property
-    def alive(self) -> bool:
-        return super().alive and self._child is not None and self._child.alive
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        if replayed := self.intake.open():
+            log.info("replaying %d journaled records", replayed)
+            self._wake.set()
+        self._thread = threading.Thread(target=self._run, name="write-behind", daemon=True)
+        self._thread.start()
 
     def close(self, timeout: float = 30.0) -> None:
         """Send every closed segment, let the writer process write them (bounded by
@@ -79,22 +70,58 @@ class ProcessWriteBehind(WriteBehindWriter):
             self._thread.join(timeout)  # its last round rotated and sent the rest
         if self._child is not None:
             self._child.stop(timeout)
-        self._close_journal()
+        self.intake.close()
+
+    # ---- producer side (request path) --------------------------------------------------
+    def submit(self, record: JournalRecord) -> None:
+        if self.intake.submit(record) >= self.config.batch_size:
+            self._wake.set()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        return self.intake.wait_committed(timeout, self._wake.set)
+
+    @property
+    def alive(self) -> bool:
+        """The rotating thread and the writer process are both running."""
+        return (self._thread is not None and self._thread.is_alive()
+                and self._child is not None and self._child.alive)
+
+    @property
+    def depth(self) -> int:
+        return self.intake.depth
+
+    def pending_records(self) -> list[JournalRecord]:
+        return self.intake.records()
+
+    def journal_bytes(self) -> int:
+        return self.intake.journal_bytes()
+
+    # ---- the rotating thread -------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                if self._cycle():
+                    return
+            except Exception as exc:  # never die: the journal keeps every record meanwhile
+                log.exception("write-behind cycle failed")
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self._stop.wait(self.config.retry_seconds)
 
     def _cycle(self) -> bool:
+        """One wait-take-send round; True when the thread should stop."""
         self._wake.wait(self.flush_seconds)
         self._wake.clear()
         stopping = self._stop.is_set()
-        self._take_queue()
+        self.intake.take()
         self._keep_child_running()
-        with self._lock:
-            new = [str(path) for path, _ in self._pending_segments
-                   if str(path) not in self._sent]
+        with self.intake.lock:
+            new = [name for name in self.intake.ledger.segment_names()
+                   if name not in self._sent]
             # marked before sending: the acknowledgement may be read before this thread runs
             # again; if the send fails, the process is gone and its successor gets them all
             self._sent.update(new)
         if new and self._child is not None:
-            self._child.send(("segments", new))
+            self._child.send(WriteSegments(tuple(new)))
         return stopping
 
     def _keep_child_running(self) -> None:
@@ -105,41 +132,24 @@ class ProcessWriteBehind(WriteBehindWriter):
             log.error("the writer process exited (code %s); starting it again",
                       self._child.exitcode)
         self._child = _WriterChild(self.config, self._on_message)
-        with self._lock:
+        with self.intake.lock:
             self._sent = set()  # the new process is sent every unacknowledged segment
 
-    def _on_message(self, message: tuple[Any, ...]) -> None:
-        """An acknowledgement: the segments written (by name, so a late one from a process
-        that has since died cannot remove segments it did not write) and the counters."""
-        written, counts, healthy, error = message
-        with self._lock:
-            for name in COUNTERS:
-                setattr(self.stats, name, getattr(self.stats, name) + counts[name])
-            self.stats.db_healthy = healthy
-            self.stats.last_error = error
-            for path in written:
-                self._forget_segment(path)
-
-    def _forget_segment(self, path: str) -> None:
-        """Drop a written segment and its records from what is pending (lock held)."""
-        self._sent.discard(path)
-        offset = 0
-        for i, (pending, records) in enumerate(self._pending_segments):
-            if str(pending) == path:
-                del self._pending_segments[i]
-                del self._pending[offset:offset + records]
-                if pending in self._replayed_segments:
-                    self._replayed_segments.discard(pending)
-                else:  # replayed records were never counted as accepted
-                    self._committed_seq += records
-                return
-            offset += records
+    def _on_message(self, ack: Ack) -> None:
+        """An acknowledgement (read by the child's reader thread)."""
+        with self.intake.lock:
+            ack.counts.add_to(self.stats)
+            self.stats.db_healthy = ack.db_healthy
+            self.stats.last_error = ack.last_error
+            for name in ack.written:
+                self._sent.discard(name)
+                self.intake.ledger.acknowledge(name)
 
 
 class _WriterChild:
     """One writer process, its pipe, and the thread reading its acknowledgements."""
 
-    def __init__(self, config: WriterConfig, on_message: Any) -> None:
+    def __init__(self, config: WriterConfig, on_message: Callable[[Ack], None]) -> None:
         ctx = multiprocessing.get_context("spawn")  # never fork a threaded server
         self._conn, child_end = ctx.Pipe()
         # daemon: if the server exits without close(), the process is terminated, and the
@@ -160,7 +170,7 @@ class _WriterChild:
     def exitcode(self) -> int | None:
         return self.process.exitcode
 
-    def send(self, message: tuple[Any, ...]) -> bool:
+    def send(self, message: Message) -> bool:
         try:
             self._conn.send(message)
             return True
@@ -168,7 +178,7 @@ class _WriterChild:
             return False
 
     def stop(self, timeout: float) -> None:
-        self.send(("stop",))
+        self.send(Stop())
         self.process.join(timeout)
         if self.process.is_alive():
             log.warning("the writer process did not finish in %.0f s; stopping it (its "
@@ -185,82 +195,3 @@ class _WriterChild:
             except (EOFError, OSError):
                 return
             self._on_message(message)
-
-
-# ---- the writer process ----------------------------------------------------------------
-
-
-def run_writer_process(conn: Connection, config: WriterConfig) -> None:
-    """Main loop of the writer process: write each batch of segments it is sent, in order,
-    until told to stop or until the server's end of the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C: the server stops us in order
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s (writer): %(message)s")
-    pool = ConnectionPool(config.db_url, min_size=1, max_size=2, kwargs=config.connect_kwargs,
-                          timeout=config.pool_timeout, open=False, name="tml-writer")
-    pool.open(wait=False)
-    stats = WriterStats()
-    enrich = None
-    if config.top_contributions:
-        from backend.ml.contributions import StoredModelContributions  # xgboost: only here
-
-        enrich = StoredModelContributions(pool, config.top_contributions)
-    batches = BatchWriter(pool, Path(config.journal_dir) / "rejected.jsonl",
-                          batch_size=config.batch_size, stats=stats, enrich=enrich)
-    try:
-        _serve(conn, batches, stats, config.retry_seconds)
-    finally:
-        pool.close()
-
-
-def _serve(conn: Connection, batches: BatchWriter, stats: WriterStats,
-           retry_seconds: float) -> None:
-    todo: list[str] = []  # segments received, not yet written
-    entries: list[dict[str, Any]] = []  # their records, read once (kept across retries,
-    # with the contributions already computed: an outage must not re-read or re-score them)
-    stopping = False
-    while True:
-        try:
-            # block only when there is nothing to write
-            while conn.poll(0 if todo or stopping else None):
-                message = conn.recv()
-                if message[0] == "segments":
-                    todo.extend(message[1])
-                    entries.extend(e for path in message[1] for e in _read_if_present(path))
-                else:
-                    stopping = True
-        except (EOFError, OSError):
-            stopping = True  # the server is gone: one last attempt, then exit
-            conn = None  # type: ignore[assignment]
-        if todo:
-            counts = {name: getattr(stats, name) for name in COUNTERS}
-            ok = batches.write(entries)
-            delta = {name: getattr(stats, name) - counts[name] for name in COUNTERS}
-            if ok:
-                for path in todo:
-                    Path(path).unlink(missing_ok=True)
-            if conn is not None:
-                try:
-                    conn.send((todo if ok else [], delta, stats.db_healthy, stats.last_error))
-                except OSError:
-                    return
-            if ok:
-                todo, entries = [], []
-            elif stopping:
-                log.warning("database unavailable at shutdown: %d records stay journaled "
-                            "for the next start", len(entries))
-                return
-            elif conn is not None and conn.poll(retry_seconds):
-                continue  # a message came in meanwhile: take it, then retry
-        if stopping and not todo:
-            return
-        if conn is None:
-            return
-
-
-def _read_if_present(path: str) -> list[dict[str, Any]]:
-    try:
-        return read_segment(Path(path))
-    except FileNotFoundError:  # deleted after its commit (e.g. by an earlier writer)
-        return []
-

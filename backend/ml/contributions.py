@@ -11,37 +11,37 @@ import numpy as np
 from psycopg_pool import ConnectionPool
 
 from backend.db import models as models_db
-from backend.db.batch_writer import IN_MEMORY_KEY, Entry
 from backend.db.errors import DatabaseError, NotFound, translate
+from backend.db.records import JournalRecord
 from backend.ml.predictor import LoadedModel
 from backend.ml.registry import ModelIntegrityError, load_booster
 
 log = logging.getLogger(__name__)
 
 
-def missing(entries: list[Entry]) -> list[Entry]:
-    """Entries with a prediction and a feature row but no contributions yet."""
-    return [e for e in entries if e.get("prediction") and e.get("feature")
-            and e["prediction"].get("contributions") is None]
+def missing(records: list[JournalRecord]) -> list[JournalRecord]:
+    """Records with a prediction and a feature row but no contributions yet."""
+    return [r for r in records if r.prediction and r.feature
+            and r.prediction.get("contributions") is None]
 
 
-def add_contributions(entries: list[Entry], model: LoadedModel, k: int) -> None:
-    """Set ``prediction.contributions`` (the ``k`` largest) of entries scored by ``model``;
-    the feature vector is the in-memory one when there is one, else the stored dict."""
-    todo = [e for e in missing(entries) if e["prediction"]["model_id"] == model.id]
+def add_contributions(records: list[JournalRecord], model: LoadedModel, k: int) -> None:
+    """Set ``prediction["contributions"]`` (the ``k`` largest) of the records scored by
+    ``model``, in place."""
+    todo = [r for r in missing(records) if r.prediction["model_id"] == model.id]
     if not todo:
         return
     names = model.feature_names
     # the in-memory vector when there is one, else the stored dict (None -> NaN in numpy)
-    X = np.array([e[IN_MEMORY_KEY] if IN_MEMORY_KEY in e
-                  else list(map(e["feature"]["features"].get, names)) for e in todo],
+    X = np.array([r.vector if r.vector is not None
+                  else list(map(r.feature["features"].get, names)) for r in todo],
                  dtype=np.float64)
-    for e, top in zip(todo, model.top_contributions_many(X, k), strict=True):
-        e["prediction"]["contributions"] = top
+    for r, top in zip(todo, model.top_contributions_many(X, k), strict=True):
+        r.prediction["contributions"] = top
 
 
 class StoredModelContributions:
-    """An enricher for the writer process: loads each entry's model by id (a few kept)."""
+    """An enricher for the writer process: loads each record's model by id (a few kept)."""
 
     def __init__(self, pool: ConnectionPool, k: int, keep: int = 4) -> None:
         self.pool = pool
@@ -49,11 +49,11 @@ class StoredModelContributions:
         self.keep = keep
         self._models: OrderedDict[int, LoadedModel | None] = OrderedDict()
 
-    def __call__(self, entries: list[Entry]) -> None:
-        for model_id in {e["prediction"]["model_id"] for e in missing(entries)}:
+    def __call__(self, records: list[JournalRecord]) -> None:
+        for model_id in {r.prediction["model_id"] for r in missing(records)}:
             model = self._model(int(model_id))
             if model is not None:
-                add_contributions(entries, model, self.k)
+                add_contributions(records, model, self.k)
 
     def _model(self, model_id: int) -> LoadedModel | None:
         if model_id in self._models:

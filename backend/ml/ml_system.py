@@ -28,9 +28,9 @@ from backend.config import Settings
 from backend.db import models as models_db
 from backend.db import predictions as predictions_db
 from backend.db import trade_features
-from backend.db.batch_writer import IN_MEMORY_KEY
 from backend.db.errors import Conflict, DatabaseError, translate
 from backend.db.ids import uuid7
+from backend.db.records import JournalRecord
 from backend.ml import performance_tracker, registry
 from backend.ml.boosters import predict_booster
 from backend.ml.candles import Candles
@@ -94,24 +94,24 @@ class Scored:
     latency_ms: float
     created_at: datetime
 
-    def journal_entry(self) -> dict[str, Any]:
-        """The feature row and the prediction to store."""
+    def journal_entry(self) -> JournalRecord:
+        """The feature row and the prediction to store (the vector kept in memory only)."""
         s = self.signal
         features = named_features(self.model.feature_names, self.vector)
-        return {
-            IN_MEMORY_KEY: self.vector,  # in memory only (not journaled): for enrichment
-            "feature": {
+        return JournalRecord(
+            vector=self.vector,
+            feature={
                 "trade_id": s.trade_id, "symbol": s.symbol, "timeframe": s.timeframe,
                 "side": s.side, "strategy": s.strategy, "signal_time": s.signal_time,
                 "feature_set_version": self.model.feature_set_version, "features": features,
             },
-            "prediction": {
+            prediction={
                 "id": self.prediction_id, "model_id": self.model.id, "trade_id": s.trade_id,
                 "probability": self.probability, "threshold": self.threshold,
                 "decision": self.decision, "contributions": self.contributions,
                 "latency_ms": self.latency_ms, "created_at": self.created_at,
             },
-        }
+        )
 
 
 @dataclass
@@ -141,7 +141,7 @@ class MLSystem:
         self._recalled = False
         self._load_lock = threading.Lock()
         # journaled records not yet in the database (the app sets the writer's)
-        self.pending_source: Callable[[], Sequence[dict[str, Any]]] = lambda: ()
+        self.pending_source: Callable[[], Sequence[JournalRecord]] = lambda: ()
         self._watcher: threading.Thread | None = None
 
     # ---- serving -----------------------------------------------------------------------
@@ -197,7 +197,7 @@ class MLSystem:
             if self._recalled:
                 log.info("remembered %d recent answers for repeated trade_ids", recalled)
 
-    def recall_answers(self, pending: Sequence[dict[str, Any]] = ()) -> int:
+    def recall_answers(self, pending: Sequence[JournalRecord] = ()) -> int:
         """Reload the duplicate-trade_id memory after a restart: the most recent stored
         answers, then journaled ones not yet in the database. Returns how many."""
         rows: list[dict[str, Any]] = []
@@ -214,8 +214,8 @@ class MLSystem:
                 contributions=r["contributions"]))
         model = self.predictor.current
         recalled = len(rows)
-        for e in pending:
-            p = e.get("prediction")
+        for record in pending:
+            p = record.prediction
             if not p or model is None or p["model_id"] != model.id:
                 continue  # another model's answer: it reaches the database shortly
             self.remember(p["trade_id"], answer(
@@ -226,12 +226,12 @@ class MLSystem:
             recalled += 1
         return recalled
 
-    def enrich_contributions(self, entries: list[dict[str, Any]]) -> None:
+    def enrich_contributions(self, records: list[JournalRecord]) -> None:
         """Writer hook: top contributions for stored predictions, computed in batches off
         the request path (only for rows of the model still loaded)."""
         model = self.predictor.current
         if model is not None:
-            add_contributions(entries, model, self.settings.top_contributions)
+            add_contributions(records, model, self.settings.top_contributions)
 
     # ---- model lifecycle ---------------------------------------------------------------
     @contextmanager

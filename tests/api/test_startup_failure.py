@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from backend.app import create_app
 from backend.config import Settings
-from backend.db.write_behind import WriteBehindWriter
+from backend.db.journal import Journal
 from backend.ml.candles import CandleError
 
 
@@ -27,6 +27,6 @@ def test_a_failed_bootstrap_stops_the_writer_process_and_releases_the_journal(
     assert writer._child is not None and writer._child.exitcode is not None  # ran, stopped
     assert not [p for p in multiprocessing.active_children() if p.name == "tml-writer"]
     assert app.state.pool.closed
-    journal = WriteBehindWriter(None, settings.journal_dir)
-    journal.start()  # the journal lock was released: a new writer may take it
+    journal = Journal(settings.journal_dir)
+    journal.open()  # the journal lock was released: a new writer may take it
     journal.close()

@@ -1,4 +1,4 @@
-"""WriteBehindWriter against a real Postgres: batches land once, the journal survives a
+"""ThreadWriteBehind against a real Postgres: batches land once, the journal survives a
 crash and is replayed idempotently, bad records are set aside, an outage loses nothing."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from psycopg_pool import ConnectionPool
 
 from backend.db import predictions, trade_features
 from backend.db.batch_writer import json_array
-from backend.db.write_behind import WriteBehindWriter
+from backend.db.records import JournalRecord
+from backend.db.write_behind import ThreadWriteBehind
 from tests.utils.db_factories import feature_row, make_model, prediction_row
 
 UNREACHABLE = "postgresql://tml:pw@127.0.0.1:1/postgres"  # port 1: connection refused
@@ -39,20 +40,20 @@ def model_id(conn: psycopg.Connection) -> int:
     return make_model(conn).id
 
 
-def entries(model_id: int, n: int, prefix: str = "wb") -> list[dict[str, Any]]:
-    """Journal entries shaped like ``Scored.journal_entry()``: a feature row and its
+def entries(model_id: int, n: int, prefix: str = "wb") -> list[JournalRecord]:
+    """Journal records shaped like ``Scored.journal_entry()``: a feature row and its
     prediction for each of ``n`` trades."""
     out = []
     for i in range(n):
         trade_id = f"{prefix}-{i}"
-        out.append({"feature": asdict(feature_row(trade_id=trade_id)),
-                    "prediction": asdict(prediction_row(model_id, trade_id=trade_id))})
+        out.append(JournalRecord(feature=asdict(feature_row(trade_id=trade_id)),
+                                 prediction=asdict(prediction_row(model_id, trade_id=trade_id))))
     return out
 
 
-def writer_on(pool: ConnectionPool, journal_dir: Path, **kwargs: Any) -> WriteBehindWriter:
+def writer_on(pool: ConnectionPool, journal_dir: Path, **kwargs: Any) -> ThreadWriteBehind:
     options = {"flush_seconds": 0.05, "retry_seconds": 0.1, **kwargs}
-    w = WriteBehindWriter(pool, journal_dir, **options)
+    w = ThreadWriteBehind(pool, journal_dir, **options)
     w.start()
     return w
 
@@ -62,20 +63,21 @@ def counts(conn: psycopg.Connection) -> tuple[int, int]:
             conn.execute("SELECT count(*) FROM ml_trade_features").fetchone()[0])
 
 
-def crash(w: WriteBehindWriter) -> None:
+def crash(w: ThreadWriteBehind) -> None:
     """What a SIGKILL leaves: the journal on disk, nothing of the in-memory queue. (The
     writer thread is stopped only so that it does not linger in the test process; with
     the queue emptied it has nothing left to write.)"""
-    with w._lock:
-        w._segment.close()
-        w._queue.clear()
+    with w.intake.lock:
+        w.intake.journal._segment.close()
+        w.intake.ledger._queued.clear()
     w._stop.set()
     w._wake.set()
     assert w._thread is not None
     w._thread.join(5)
-    if w._lock_fd is not None:  # the kernel drops a dead process's flock
-        os.close(w._lock_fd)
-        w._lock_fd = None
+    journal = w.intake.journal
+    if journal._lock_fd is not None:  # the kernel drops a dead process's flock
+        os.close(journal._lock_fd)
+        journal._lock_fd = None
 
 
 def journal_lines(journal_dir: Path) -> int:
@@ -141,7 +143,7 @@ def test_a_torn_last_journal_line_is_skipped(
         w.submit(e)
     crash(w)
     [segment] = [p for p in journal.glob("segment-*.jsonl") if p.stat().st_size]
-    torn = orjson.dumps(entries(model_id, 1, prefix="torn")[0])
+    torn = entries(model_id, 1, prefix="torn")[0].to_json()
     with open(segment, "ab") as fh:
         fh.write(torn[: len(torn) // 2])  # the process died half-way through a write
 
@@ -157,7 +159,7 @@ def test_a_torn_last_journal_line_is_skipped(
 def test_a_record_the_database_rejects_is_set_aside_and_does_not_block_the_rest(
         pool: ConnectionPool, conn: psycopg.Connection, model_id: int, tmp_path: Path) -> None:
     batch = entries(model_id, 6)
-    batch[2]["prediction"]["probability"] = 1.5  # violates CHECK (probability <= 1)
+    batch[2].prediction["probability"] = 1.5  # violates CHECK (probability <= 1)
     w = writer_on(pool, tmp_path / "journal", batch_size=1000)
     for e in batch:
         w.submit(e)
@@ -209,8 +211,8 @@ def test_a_malformed_journal_entry_is_set_aside_and_does_not_stop_the_writer(
     journal = tmp_path / "journal"
     journal.mkdir()
     good = entries(model_id, 3)
-    lines = [orjson.dumps(good[0]), b'{"feature": {"trade_id": "half"}, "prediction": null}',
-             *(orjson.dumps(e) for e in good[1:])]
+    lines = [good[0].to_json(), b'{"feature": {"trade_id": "half"}, "prediction": null}',
+             *(e.to_json() for e in good[1:])]
     (journal / "segment-00000001.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     w = writer_on(pool, journal)
     try:
@@ -234,7 +236,7 @@ def test_a_failed_journal_rotation_does_not_kill_the_writer(
     w.submit(a)
     if fault == "disk_full":  # the journal's device fills up: ENOSPC from now on
         full = os.open("/dev/full", os.O_WRONLY)
-        os.dup2(full, w._segment.fileno())
+        os.dup2(full, w.intake.journal._segment.fileno())
         os.close(full)
         with pytest.raises(OSError):
             w.submit(b)  # refused, so the request answers 503: never accepted
@@ -319,7 +321,7 @@ def test_a_journal_line_that_is_not_a_record_is_skipped(
     journal = tmp_path / "journal"
     journal.mkdir()
     good = entries(model_id, 2)
-    lines = [orjson.dumps(good[0]), b"null", b"[1, 2]", orjson.dumps(good[1])]
+    lines = [good[0].to_json(), b"null", b"[1, 2]", good[1].to_json()]
     (journal / "segment-00000001.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     w = writer_on(pool, journal)
     try:
@@ -341,13 +343,13 @@ def test_an_exit_reported_while_its_batch_is_in_flight_still_labels_the_trade(
     from backend.positions.service import record_exit
 
     [entry] = entries(model_id, 1, "race")
-    signal_time = entry["feature"]["signal_time"]
+    signal_time = entry.feature["signal_time"]
     report = ExitRecordRequest(
         trade_id="race-0", symbol="EURUSD", side="long",
         entry_time=signal_time + timedelta(minutes=1),
         exit_time=signal_time + timedelta(hours=5), entry_price=1.07, exit_price=1.08,
         quantity=10_000, exit_reason="take_profit")
-    w = WriteBehindWriter(pool, tmp_path / "journal")
+    w = ThreadWriteBehind(pool, tmp_path / "journal")
     with psycopg.connect(db_url) as exit_conn:
         if exit_first:  # the exit's transaction is open when the batch starts
             with exit_conn.transaction():
@@ -359,8 +361,8 @@ def test_an_exit_reported_while_its_batch_is_in_flight_still_labels_the_trade(
         else:  # the batch's transaction is open when the exit arrives
             with pool.connection() as batch_conn, batch_conn.transaction():
                 trade_features.lock_trades(batch_conn, trade_ids=["race-0"])
-                trade_features.insert_json(batch_conn, rows_json=json_array([entry["feature"]]))
-                predictions.insert_json(batch_conn, rows_json=json_array([entry["prediction"]]))
+                trade_features.insert_json(batch_conn, rows_json=json_array([entry.feature]))
+                predictions.insert_json(batch_conn, rows_json=json_array([entry.prediction]))
                 exiting = threading.Thread(target=record_exit, args=(exit_conn, report))
                 exiting.start()
                 time.sleep(0.3)  # the exit now waits on the trade's lock

@@ -19,7 +19,9 @@ import pytest
 import xgboost as xgb
 
 from backend.db import trade_features
-from backend.db.writer_process import ProcessWriteBehind, WriterConfig
+from backend.db.records import JournalRecord
+from backend.db.writer_messages import Ack, WriterConfig
+from backend.db.writer_process import ProcessWriteBehind
 from tests.db.test_write_behind import UNREACHABLE, counts, entries, journal_lines, wait_until
 from tests.utils.db_factories import make_model
 
@@ -60,13 +62,13 @@ def segment_files(journal: Path) -> list[Path]:
     return list(journal.glob("segment-*.jsonl"))
 
 
-def trade_ids(pending: list[dict[str, Any]]) -> list[str]:
-    return sorted(e["prediction"]["trade_id"] for e in pending)
+def trade_ids(pending: list[JournalRecord]) -> list[str]:
+    return sorted(e.prediction["trade_id"] for e in pending)
 
 
-def without_contributions(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def without_contributions(batch: list[JournalRecord]) -> list[JournalRecord]:
     for e in batch:
-        e["prediction"]["contributions"] = None  # left for the writer to compute
+        e.prediction["contributions"] = None  # left for the writer to compute
     return batch
 
 
@@ -101,14 +103,14 @@ def test_n_entries_become_n_rows_with_contributions_and_the_journal_empties(
     X = rng.normal(size=(25, len(NAMES)))
     batch = without_contributions(entries(model.id, 25, "wp"))
     for e, x in zip(batch, X.tolist(), strict=True):
-        e["feature"]["features"] = dict(zip(NAMES, x, strict=True))
+        e.feature["features"] = dict(zip(NAMES, x, strict=True))
 
     w = start_writer(db_url, batch_size=7, top_contributions=2)  # several batches, top 2
     for e in batch:
         w.submit(e)
     assert w.stats.accepted == 25
     assert w.flush()
-    assert w.depth == 0 and w.pending_entries() == []
+    assert w.depth == 0 and w.pending_records() == []
     journal = tmp_path / "journal"
     assert journal_lines(journal) == 0 and w.journal_bytes() == 0
     assert len(segment_files(journal)) == 1  # only the open (empty) segment is left
@@ -173,7 +175,7 @@ def test_an_unreachable_database_keeps_the_journal_for_the_next_start(
     assert wait_until(lambda: w.stats.failed_attempts >= 1)
     assert w.stats.db_healthy is False and w.stats.last_error
     assert w.depth == 8
-    assert trade_ids(w.pending_entries()) == sorted(f"down-{i}" for i in range(8))
+    assert trade_ids(w.pending_records()) == sorted(f"down-{i}" for i in range(8))
     assert not w.flush(timeout=0.3)
     started = time.monotonic()
     w.close(timeout=10)
@@ -219,7 +221,7 @@ def test_a_record_the_database_rejects_is_set_aside_and_does_not_block_the_rest(
         tmp_path: Path) -> None:
     model_id = make_model(conn).id
     batch = entries(model_id, 6, "fk")
-    batch[2]["prediction"]["model_id"] = model_id + 1000  # no such model: foreign key
+    batch[2].prediction["model_id"] = model_id + 1000  # no such model: foreign key
     w = start_writer(db_url, top_contributions=5)
     for e in batch:
         w.submit(e)
@@ -239,7 +241,7 @@ def test_a_record_the_database_rejects_is_set_aside_and_does_not_block_the_rest(
     assert journal_lines(tmp_path / "journal") == 0
 
 
-def test_pending_entries_hold_a_record_until_it_is_acknowledged(
+def test_pending_records_hold_a_record_until_it_is_acknowledged(
         db_url: str, conn: psycopg.Connection, start_writer: StartWriter) -> None:
     model_id = make_model(conn).id
     batch = entries(model_id, 3, "ack")
@@ -250,12 +252,12 @@ def test_pending_entries_hold_a_record_until_it_is_acknowledged(
             w.submit(e)
         assert wait_until(lambda: blocked_on_a_trade_lock(conn))
         # sent to the writer process, in its transaction, not yet committed nor acknowledged
-        assert trade_ids(w.pending_entries()) == ["ack-0", "ack-1", "ack-2"]
+        assert trade_ids(w.pending_records()) == ["ack-0", "ack-1", "ack-2"]
         assert w.depth == 3
         assert not w.flush(timeout=0.3)
-        assert trade_ids(w.pending_entries()) == ["ack-0", "ack-1", "ack-2"]
+        assert trade_ids(w.pending_records()) == ["ack-0", "ack-1", "ack-2"]
     assert w.flush(timeout=10)
-    assert w.pending_entries() == [] and w.depth == 0
+    assert w.pending_records() == [] and w.depth == 0
     assert counts(conn) == (3, 3)
     w.close()
     assert child_stopped(w)
@@ -273,10 +275,9 @@ def test_a_late_acknowledgement_from_a_killed_writer_removes_only_what_it_wrote(
     generation = [0]
     delay = 6.0
 
-    def init(self: Any, config: WriterConfig, on_message: Callable[..., None]) -> None:
+    def init(self: Any, config: WriterConfig, on_message: Callable[[Ack], None]) -> None:
         if generation[0] == 0:
-            def late(message: tuple[Any, ...], deliver: Callable[..., None] = on_message
-                     ) -> None:
+            def late(message: Ack, deliver: Callable[[Ack], None] = on_message) -> None:
                 time.sleep(delay)
                 deliver(message)
             on_message = late
@@ -293,16 +294,16 @@ def test_a_late_acknowledgement_from_a_killed_writer_removes_only_what_it_wrote(
     os.kill(w._child.process.pid, signal.SIGKILL)
     assert wait_until(lambda: w.restarts >= 1)
     with psycopg.connect(db_url) as hold_a3:
-        trade_features.lock_trades(hold_a3, trade_ids=[a3["feature"]["trade_id"]])
+        trade_features.lock_trades(hold_a3, trade_ids=[a3.feature["trade_id"]])
         w.submit(a2)
         assert wait_until(lambda: counts(conn) == (2, 2))
         w.submit(a3)
         time.sleep(max(0.0, late_ack_read - time.monotonic()) + 0.5)
         assert not w.flush(timeout=0.5)
-        assert trade_ids(w.pending_entries()) == ["a3-0"]
+        assert trade_ids(w.pending_records()) == ["a3-0"]
         hold_a3.rollback()
     assert w.flush(timeout=10)
-    assert counts(conn) == (3, 3) and w.pending_entries() == []
+    assert counts(conn) == (3, 3) and w.pending_records() == []
 
 
 def test_records_read_during_an_outage_are_kept_in_hand_for_the_retries(
