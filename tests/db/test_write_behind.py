@@ -372,3 +372,40 @@ def test_an_exit_reported_while_its_batch_is_in_flight_still_labels_the_trade(
     outcome = conn.execute("SELECT outcome FROM ml_predictions WHERE trade_id = 'race-0'"
                            ).fetchone()
     assert (label, outcome) == ((1,), (1,))
+
+
+def test_the_in_thread_writer_computes_contributions_from_the_in_memory_vector(
+        pool: ConnectionPool, conn: psycopg.Connection, tmp_path: Path) -> None:
+    """The vector a record keeps in memory (never journaled) is what the in-thread
+    enricher scores, not the stored feature dict."""
+    import numpy as np
+    import xgboost as xgb
+
+    from backend.ml.contributions import add_contributions
+    from backend.ml.predictor import LoadedModel
+    from backend.ml.registry import load_booster
+    from tests.db.test_writer_process import NAMES, tiny_booster
+
+    booster = tiny_booster()
+    row = make_model(conn, artifact=bytes(booster.save_raw(raw_format="json")),
+                     feature_names=NAMES, artifact_format="xgboost-json")
+    model = LoadedModel(row, load_booster(row), None)
+    X = np.random.default_rng(2).normal(size=(5, len(NAMES)))
+    batch = entries(row.id, 5, "vec")
+    for r, x in zip(batch, X, strict=True):
+        r.prediction["contributions"] = None  # left for the writer to compute
+        r.feature["features"] = dict.fromkeys(NAMES, 0.0)  # not what was scored
+        r.vector = x
+    w = writer_on(pool, tmp_path / "journal",
+                  enrich=lambda records: add_contributions(records, model, 2))
+    for r in batch:
+        w.submit(r)
+    assert w.flush()
+    w.close()
+    assert b"vector" not in b"".join(r.to_json() for r in batch)
+    contribs = booster.predict(xgb.DMatrix(X, feature_names=NAMES), pred_contribs=True)
+    stored = dict(conn.execute("SELECT trade_id, contributions FROM ml_predictions"))
+    for i, values in enumerate(contribs[:, :-1].astype(np.float64)):
+        top = sorted(range(len(NAMES)), key=lambda j, v=values: -abs(v[j]))[:2]
+        expected = {NAMES[j]: values[j] for j in top if values[j] != 0.0}
+        assert stored[f"vec-{i}"] == pytest.approx(expected, rel=1e-6)
