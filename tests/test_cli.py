@@ -16,10 +16,15 @@ import pandas as pd
 import psycopg
 import pytest
 
-from backend.db import predictions, trade_features
 from backend.positions.cli import BACKTESTABLE
 from tests.utils.cli import run_cli
-from tests.utils.db_factories import feature_row, make_model, prediction_row
+from tests.utils.db_factories import (
+    feature_row,
+    make_model,
+    prediction_row,
+    store_features,
+    store_predictions,
+)
 from tests.utils.market_slices import sample, write_slice
 from tests.utils.service import start_service
 
@@ -201,9 +206,9 @@ def test_track_prints_the_number_of_rows_it_wrote(conn: psycopg.Connection, db_u
     now = datetime.now(UTC)
     # Two predictions on two different UTC days, both inside a 2-day window: 2 daily rows.
     days = {"today": now, "yesterday": now - timedelta(days=1)}
-    trade_features.insert_many(conn, [feature_row(trade_id=k) for k in days])
-    predictions.insert_many(conn, [prediction_row(model.id, trade_id=k, created_at=t)
-                                   for k, t in days.items()])
+    store_features(conn, [feature_row(trade_id=k) for k in days])
+    store_predictions(conn, [prediction_row(model.id, trade_id=k, created_at=t)
+                             for k, t in days.items()])
     proc = run_cli("track", "--days", "2", data_dir=tmp_path, db_url=db_url)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "2 daily rows upserted into ml_performance"

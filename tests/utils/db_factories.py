@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import uuid
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,6 +153,40 @@ def report_exit(conn: psycopg.Connection, trade_id: str, *, pnl: float, return_p
                    entry_time=overrides.pop("entry_time", exit_time - timedelta(hours=3)),
                    **overrides)
     return store_exit(conn, row)[0]
+
+
+def store_closed(conn: psycopg.Connection, *, features: Sequence[TradeFeatureRow] = (),
+                 predictions: Sequence[PredictionRow] = ()) -> None:
+    """Store rows that may carry an outcome the way production gets them there: the rows
+    without it as one write-behind batch, then for each trade with an outcome the exit
+    report that gives it (pnl > 0 for a label/outcome of 1, return_pct = 100 x
+    realized_return, at closed_at/resolved_at, default one hour after the signal). One
+    transaction, so thousands of trades take one commit."""
+    outcomes: dict[str, tuple[int, float | None, datetime]] = {}
+    for f in features:
+        if f.label is not None:
+            outcomes[f.trade_id] = (f.label, f.realized_return,
+                                    f.closed_at or f.signal_time + timedelta(hours=1))
+    for p in predictions:
+        if p.outcome is not None:
+            found = outcomes.setdefault(p.trade_id, (p.outcome, p.realized_return,
+                                                     p.resolved_at or p.created_at
+                                                     + timedelta(hours=1)))
+            if found[0] != p.outcome:
+                raise ValueError(f"{p.trade_id}: one exit gives every row one outcome")
+    open_features = [replace(f, label=None, realized_return=None, realized_pnl=None,
+                             closed_at=None) for f in features]
+    open_predictions = [replace(p, outcome=None, realized_return=None, resolved_at=None)
+                        for p in predictions]
+    with conn.transaction():
+        if open_features:
+            store_features(conn, open_features)
+        if open_predictions:
+            store_predictions(conn, open_predictions)
+        for trade_id, (won, realized, closed) in outcomes.items():
+            return_pct = 100.0 * realized if realized is not None else (1.0 if won else -1.0)
+            report_exit(conn, trade_id, pnl=1.0 if won else -1.0, return_pct=return_pct,
+                        exit_time=closed)
 
 
 def by_trade(conn: psycopg.Connection, trade_id: str) -> list[PredictionRow]:
