@@ -237,6 +237,7 @@ def test_backtest_json_has_a_key_per_policy(tmp_path: Path) -> None:
 
 
 # ---- serve ---------------------------------------------------------------------------------
+@pytest.mark.server
 def test_serve_starts_not_ready_while_the_database_is_unreachable(tmp_path: Path) -> None:
     svc = start_service(db_url="postgresql://tml:pw@127.0.0.1:1/postgres",
                         data_dir=tmp_path / "svc", env={"TML_DB_CONNECT_TIMEOUT": "1"},

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import pytest
 
 from backend.db.trade_features import TradeFeatureRow
 from backend.ml.dataset import build_dataset
@@ -39,6 +40,7 @@ def labelled_rows(symbol: str, n_bars: int = 2500) -> list[TradeFeatureRow]:
     return rows
 
 
+@pytest.mark.slow
 def test_train_from_database_rows_only(db_url: str, conn: psycopg.Connection, tmp_path: Path):
     rows = labelled_rows("EURUSD")
     other = labelled_rows("OTHER", n_bars=1200)  # another market: filtered out by --symbol
