@@ -73,6 +73,7 @@ def csv_report(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
 
 
 # ---- evaluate ------------------------------------------------------------------------------
+@pytest.mark.slow  # trains (Optuna + boosters) in a subprocess on real EURUSD candles
 def test_evaluate_json_is_one_object_with_baselines(csv_report: str) -> None:
     assert csv_report.endswith("\n") and csv_report.count("\n") == 1
     report = json.loads(csv_report)
@@ -91,6 +92,7 @@ def test_evaluate_json_is_one_object_with_baselines(csv_report: str) -> None:
     assert always["accuracy"] == pytest.approx(always["base_rate"])
 
 
+@pytest.mark.slow  # trains (Optuna + boosters) in a subprocess on real EURUSD candles
 def test_evaluate_same_seed_same_json(csv_report: str, files: dict[str, Path],
                                       tmp_path: Path) -> None:
     again = run_cli(*EVALUATE, "--candles", str(files["csv"]), data_dir=tmp_path)
@@ -98,6 +100,7 @@ def test_evaluate_same_seed_same_json(csv_report: str, files: dict[str, Path],
     assert again.stdout == csv_report
 
 
+@pytest.mark.slow  # trains (Optuna + boosters) in a subprocess on real EURUSD candles
 @pytest.mark.parametrize("layout", ["parquet", "feather", "odd_csv", "odd_parquet"])
 def test_evaluate_reads_every_file_layout_the_same(layout: str, csv_report: str,
                                                    files: dict[str, Path],
@@ -164,6 +167,7 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
+@pytest.mark.slow  # trains (Optuna + boosters) in a subprocess on real EURUSD candles
 def test_train_registers_activates_and_prints_the_stored_figures(
         db_url: str, files: dict[str, Path], tmp_path: Path) -> None:
     proc = run_cli("train", "--candles", str(files["csv"]), "--symbol", "EURUSD",
