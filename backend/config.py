@@ -51,7 +51,10 @@ class Settings(BaseSettings):
     compiled_model_dir: Path | None = None  # default: data_dir/compiled_models
 
     # --- write-behind -------------------------------------------------------------------
-    writer_batch_size: int = 250  # small enough that one batch holds the GIL ~1 ms
+    # Records per transaction, and per journal segment sent to the writer process. Small:
+    # a short transaction per batch, a small backlog per segment, and with the writer in
+    # a thread (writer_process=false) one batch holds the server's GIL only ~1 ms.
+    writer_batch_size: int = 250
     # database writes in a process of their own (backend/db/writer_process.py); false: in
     # a thread of the server
     writer_process: bool = True

@@ -131,10 +131,11 @@ CREATE TABLE IF NOT EXISTS public.ml_schema_migrations (
 
 -- ---------------------------------------------------------------------------------------
 -- Indexes. Each names the query it serves. Already indexed by constraints (not repeated):
--- ml_trade_features(trade_id) [label_trade, get, the predictions join], ml_models(name,
--- version) [next version, newest version of a name], ml_predictions(trade_id, model_id)
--- [get_by_trade_id, replay dedupe], ml_performance(date, model_id) [list_performance(since)],
--- position_exits(trade_id) [get, idempotent insert].
+-- ml_trade_features(trade_id) [insert_json dedupe, label_from_exits, get, the predictions
+-- join], ml_models(name, version) [next version, newest version of a name],
+-- ml_predictions(trade_id, model_id) [replay dedupe], ml_performance(date, model_id)
+-- [list_performance(since)], position_exits(trade_id) [get, idempotent insert, the
+-- label_from_exits/resolve_from_exits joins].
 -- ---------------------------------------------------------------------------------------
 
 -- trade_features.labeled(symbol=, timeframe=) ordered by signal_time; per-market history.
@@ -180,14 +181,15 @@ CREATE INDEX IF NOT EXISTS ml_predictions_model_created_idx
 CREATE INDEX IF NOT EXISTS ml_predictions_created_idx
     ON public.ml_predictions (created_at DESC);
 
--- predictions.resolved_for_model(model_id, since) and the resolved-only aggregates of
--- ml_model_performance_summary; partial: only predictions with an outcome.
+-- The resolved-only aggregates of ml_model_performance_summary (per model, by time);
+-- partial: only predictions with an outcome.
 CREATE INDEX IF NOT EXISTS ml_predictions_resolved_model_created_idx
     ON public.ml_predictions (model_id, created_at)
     WHERE outcome IS NOT NULL;
 
--- predictions.resolve(trade_id): the exit report updates only the unresolved predictions of
--- its trade; partial, so the index stays as small as the set of open trades.
+-- predictions.resolve_from_exits(trade_ids): an exit report (or a write-behind batch that
+-- lands after it) updates only the unresolved predictions of its trades; partial, so the
+-- index stays as small as the set of open trades.
 CREATE INDEX IF NOT EXISTS ml_predictions_unresolved_trade_idx
     ON public.ml_predictions (trade_id)
     WHERE outcome IS NULL;

@@ -21,6 +21,15 @@ from backend.db.pool import embedded_url
 from tests.utils.pg import create_database, drop_database
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the bootstrapped service (directly or through another fixture)
+    starts a server: mark it, so `make test-fast` (-m "not server") leaves it out. Tests
+    that start one themselves carry the marker in their module."""
+    for item in items:
+        if "bootstrap_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")

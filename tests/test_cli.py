@@ -16,10 +16,15 @@ import pandas as pd
 import psycopg
 import pytest
 
-from backend.db import predictions, trade_features
 from backend.positions.cli import BACKTESTABLE
 from tests.utils.cli import run_cli
-from tests.utils.db_factories import feature_row, make_model, prediction_row
+from tests.utils.db_factories import (
+    feature_row,
+    make_model,
+    prediction_row,
+    store_features,
+    store_predictions,
+)
 from tests.utils.market_slices import sample, write_slice
 from tests.utils.service import start_service
 
@@ -68,6 +73,7 @@ def csv_report(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
 
 
 # ---- evaluate ------------------------------------------------------------------------------
+@pytest.mark.slow  # trains (Optuna + boosters) in a subprocess on real EURUSD candles
 def test_evaluate_json_is_one_object_with_baselines(csv_report: str) -> None:
     assert csv_report.endswith("\n") and csv_report.count("\n") == 1
     report = json.loads(csv_report)
@@ -86,6 +92,7 @@ def test_evaluate_json_is_one_object_with_baselines(csv_report: str) -> None:
     assert always["accuracy"] == pytest.approx(always["base_rate"])
 
 
+@pytest.mark.slow  # trains (Optuna + boosters) in a subprocess on real EURUSD candles
 def test_evaluate_same_seed_same_json(csv_report: str, files: dict[str, Path],
                                       tmp_path: Path) -> None:
     again = run_cli(*EVALUATE, "--candles", str(files["csv"]), data_dir=tmp_path)
@@ -93,6 +100,7 @@ def test_evaluate_same_seed_same_json(csv_report: str, files: dict[str, Path],
     assert again.stdout == csv_report
 
 
+@pytest.mark.slow  # trains (Optuna + boosters) in a subprocess on real EURUSD candles
 @pytest.mark.parametrize("layout", ["parquet", "feather", "odd_csv", "odd_parquet"])
 def test_evaluate_reads_every_file_layout_the_same(layout: str, csv_report: str,
                                                    files: dict[str, Path],
@@ -159,6 +167,7 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
+@pytest.mark.slow  # trains (Optuna + boosters) in a subprocess on real EURUSD candles
 def test_train_registers_activates_and_prints_the_stored_figures(
         db_url: str, files: dict[str, Path], tmp_path: Path) -> None:
     proc = run_cli("train", "--candles", str(files["csv"]), "--symbol", "EURUSD",
@@ -201,9 +210,9 @@ def test_track_prints_the_number_of_rows_it_wrote(conn: psycopg.Connection, db_u
     now = datetime.now(UTC)
     # Two predictions on two different UTC days, both inside a 2-day window: 2 daily rows.
     days = {"today": now, "yesterday": now - timedelta(days=1)}
-    trade_features.insert_many(conn, [feature_row(trade_id=k) for k in days])
-    predictions.insert_many(conn, [prediction_row(model.id, trade_id=k, created_at=t)
-                                   for k, t in days.items()])
+    store_features(conn, [feature_row(trade_id=k) for k in days])
+    store_predictions(conn, [prediction_row(model.id, trade_id=k, created_at=t)
+                             for k, t in days.items()])
     proc = run_cli("track", "--days", "2", data_dir=tmp_path, db_url=db_url)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "2 daily rows upserted into ml_performance"
@@ -232,6 +241,7 @@ def test_backtest_json_has_a_key_per_policy(tmp_path: Path) -> None:
 
 
 # ---- serve ---------------------------------------------------------------------------------
+@pytest.mark.server
 def test_serve_starts_not_ready_while_the_database_is_unreachable(tmp_path: Path) -> None:
     svc = start_service(db_url="postgresql://tml:pw@127.0.0.1:1/postgres",
                         data_dir=tmp_path / "svc", env={"TML_DB_CONNECT_TIMEOUT": "1"},

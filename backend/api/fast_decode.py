@@ -21,9 +21,9 @@ import numpy as np
 import simdjson
 from pydantic import ValidationError
 
-from backend.api.schemas.candles import DecodedColumns
 from backend.api.schemas.predict import PredictRequest
 from backend.ml.candles import OHLCV
+from backend.ml.candles_json import DecodedColumns
 
 # The columnar form has exactly six arrays; any other '[' (a nested array, an extra array,
 # a bracket inside a string) sends the body to the slow path. simdjson's as_buffer would

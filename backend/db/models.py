@@ -109,6 +109,13 @@ def insert(conn: psycopg.Connection, *, name: str, algorithm: str, feature_names
         return cur.execute(INSERT_SQL, params).fetchone()
 
 
+def lock_name(conn: psycopg.Connection, *, name: str) -> None:
+    """Take the per-name lock that insert and activate take, until the caller's transaction
+    ends (e.g. to compare with the active model and activate without a race)."""
+    with translate():
+        conn.execute(NAME_LOCK_SQL, {"name": name})
+
+
 def get(conn: psycopg.Connection, *, model_id: int) -> ModelRow:
     with translate(), conn.cursor(row_factory=class_row(ModelRow)) as cur:
         row = cur.execute(GET_SQL, {"model_id": model_id}).fetchone()

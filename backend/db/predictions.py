@@ -11,16 +11,15 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import class_row, dict_row
 
-from backend.db.bulk import StagedInsert, jsonb_param
 from backend.db.errors import translate
 
 INSERT_COLUMNS = ("id", "model_id", "trade_id", "probability", "threshold", "decision",
                   "contributions", "latency_ms", "created_at", "outcome", "realized_return",
                   "resolved_at")
 
-# Conflicts on the id or on (trade_id, model_id) are skipped: a replayed batch adds nothing.
-BULK_INSERT = StagedInsert.for_table("ml_predictions", INSERT_COLUMNS, conflict="")
-# The write-behind path: one JSON array per batch, unpacked by Postgres (see trade_features).
+# The write-behind's insert: one JSON array per batch, unpacked by Postgres (see
+# trade_features). Conflicts on the id or on (trade_id, model_id) are skipped: a replayed
+# batch adds nothing. Outcomes arrive only from position_exits (RESOLVE_FROM_EXITS_SQL).
 INSERT_JSON_SQL = """
 INSERT INTO public.ml_predictions
     (id, model_id, trade_id, probability, threshold, decision, contributions, latency_ms,
@@ -35,14 +34,6 @@ ON CONFLICT DO NOTHING
 """
 
 GET_SQL = "SELECT * FROM public.ml_predictions WHERE id = %(id)s"
-BY_TRADE_SQL = """
-SELECT * FROM public.ml_predictions WHERE trade_id = %(trade_id)s ORDER BY created_at, id
-"""
-RESOLVE_SQL = """
-UPDATE public.ml_predictions
-SET outcome = %(outcome)s, realized_return = %(realized_return)s, resolved_at = %(resolved_at)s
-WHERE trade_id = %(trade_id)s AND outcome IS NULL
-"""
 RESOLVE_FROM_EXITS_SQL = """
 UPDATE public.ml_predictions p
 SET outcome = (e.pnl > 0)::int, realized_return = e.return_pct / 100.0,
@@ -61,12 +52,6 @@ EARLIEST_RESOLVED_SINCE_SQL = """
 SELECT min(created_at) FROM public.ml_predictions
 WHERE model_id = %(model_id)s AND resolved_at >= %(since)s
 """
-RESOLVED_FOR_MODEL_SQL = """
-SELECT * FROM public.ml_predictions
-WHERE model_id = %(model_id)s AND outcome IS NOT NULL
-"""
-AND_SINCE_SQL = " AND created_at >= %(since)s"
-ORDER_SQL = " ORDER BY created_at, id"
 _P_COLS = ", ".join(f"p.{c}" for c in INSERT_COLUMNS)
 WITH_FEATURES_SQL = f"""
 SELECT {_P_COLS}, f.features
@@ -94,16 +79,6 @@ class PredictionRow:
     resolved_at: datetime | None = None
 
 
-def insert_many(conn: psycopg.Connection, rows: Sequence[PredictionRow]) -> int:
-    """Insert predictions whose id (and trade_id, model_id) is new; returns how many."""
-    if not rows:
-        return 0
-    return BULK_INSERT.run(conn, (
-        (r.id, r.model_id, r.trade_id, r.probability, r.threshold, r.decision,
-         jsonb_param(r.contributions), r.latency_ms, r.created_at, r.outcome,
-         r.realized_return, r.resolved_at) for r in rows))
-
-
 def insert_json(conn: psycopg.Connection, *, rows_json: str) -> int:
     """Insert a JSON array of predictions (keys as the columns); ids or (trade_id, model_id)
     already stored are skipped. Returns how many were inserted."""
@@ -114,20 +89,6 @@ def insert_json(conn: psycopg.Connection, *, rows_json: str) -> int:
 def get(conn: psycopg.Connection, *, prediction_id: UUID) -> PredictionRow | None:
     with translate(), conn.cursor(row_factory=class_row(PredictionRow)) as cur:
         return cur.execute(GET_SQL, {"id": prediction_id}).fetchone()
-
-
-def get_by_trade_id(conn: psycopg.Connection, *, trade_id: str) -> list[PredictionRow]:
-    with translate(), conn.cursor(row_factory=class_row(PredictionRow)) as cur:
-        return cur.execute(BY_TRADE_SQL, {"trade_id": trade_id}).fetchall()
-
-
-def resolve(conn: psycopg.Connection, *, trade_id: str, outcome: int,
-            realized_return: float | None, resolved_at: datetime) -> int:
-    """Record the outcome on the trade's not yet resolved predictions; returns how many."""
-    params = {"trade_id": trade_id, "outcome": outcome, "realized_return": realized_return,
-              "resolved_at": resolved_at}
-    with translate():
-        return conn.execute(RESOLVE_SQL, params).rowcount
 
 
 def resolve_from_exits(conn: psycopg.Connection, *, trade_ids: Sequence[str]) -> int:
@@ -150,14 +111,6 @@ def earliest_resolved_since(conn: psycopg.Connection, *, model_id: int,
     with translate():
         return conn.execute(EARLIEST_RESOLVED_SINCE_SQL,
                             {"model_id": model_id, "since": since}).fetchone()[0]
-
-
-def resolved_for_model(conn: psycopg.Connection, *, model_id: int,
-                       since: datetime | None = None) -> list[PredictionRow]:
-    """Resolved predictions of a model made at or after ``since``, oldest first."""
-    query = RESOLVED_FOR_MODEL_SQL + (AND_SINCE_SQL if since is not None else "") + ORDER_SQL
-    with translate(), conn.cursor(row_factory=class_row(PredictionRow)) as cur:
-        return cur.execute(query, {"model_id": model_id, "since": since}).fetchall()
 
 
 def with_features(conn: psycopg.Connection, *, model_id: int,

@@ -9,16 +9,10 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
-from backend.db.bulk import StagedInsert, jsonb_param
 from backend.db.errors import translate
 
-COLUMNS = ("trade_id", "symbol", "timeframe", "side", "strategy", "signal_time",
-           "feature_set_version", "features", "label", "realized_return", "realized_pnl",
-           "closed_at")
-
-BULK_INSERT = StagedInsert.for_table("ml_trade_features", COLUMNS, conflict="(trade_id)")
-# The write-behind path: the whole batch as one JSON array, unpacked by Postgres, so the
-# service process spends no per-row Python time formatting COPY data.
+# The write-behind's insert: the whole batch as one JSON array, unpacked by Postgres, so no
+# per-row Python work formats rows. Labels arrive only from position_exits (LABEL_FROM_EXITS).
 INSERT_JSON_SQL = """
 INSERT INTO public.ml_trade_features
     (trade_id, symbol, timeframe, side, strategy, signal_time, feature_set_version, features)
@@ -31,14 +25,8 @@ ON CONFLICT (trade_id) DO NOTHING
 """
 
 GET_SQL = "SELECT * FROM public.ml_trade_features WHERE trade_id = %(trade_id)s"
-LABEL_SQL = """
-UPDATE public.ml_trade_features
-SET label = %(label)s, realized_return = %(realized_return)s,
-    realized_pnl = %(realized_pnl)s, closed_at = %(closed_at)s
-WHERE trade_id = %(trade_id)s
-"""
 # Rows that reached the database after their exit was reported (write-behind): label them
-# from position_exits with the rule record_exit uses (label = pnl > 0).
+# from position_exits with the rule an exit report uses (label = pnl > 0).
 LABEL_FROM_EXITS_SQL = """
 UPDATE public.ml_trade_features f
 SET label = (e.pnl > 0)::int, realized_return = e.return_pct / 100.0,
@@ -60,7 +48,6 @@ WHERE feature_set_version = %(feature_set_version)s AND label IS NOT NULL
 AND_SYMBOL_SQL = " AND symbol = %(symbol)s"
 AND_TIMEFRAME_SQL = " AND timeframe = %(timeframe)s"
 ORDER_BY_SIGNAL_TIME_SQL = " ORDER BY signal_time, id"
-EXISTING_SQL = "SELECT trade_id FROM public.ml_trade_features WHERE trade_id = ANY(%(ids)s)"
 
 
 @dataclass
@@ -81,16 +68,6 @@ class TradeFeatureRow:
     created_at: datetime | None = None
 
 
-def insert_many(conn: psycopg.Connection, rows: Sequence[TradeFeatureRow]) -> int:
-    """Insert rows whose trade_id is new; returns how many were inserted (idempotent)."""
-    if not rows:
-        return 0
-    return BULK_INSERT.run(conn, (
-        (r.trade_id, r.symbol, r.timeframe, r.side, r.strategy, r.signal_time,
-         r.feature_set_version, jsonb_param(r.features), r.label, r.realized_return,
-         r.realized_pnl, r.closed_at) for r in rows))
-
-
 def insert_json(conn: psycopg.Connection, *, rows_json: str) -> int:
     """Insert a JSON array of rows (keys as the columns; the service's journal entries);
     trade_ids already stored are skipped. Returns how many were inserted."""
@@ -101,16 +78,6 @@ def insert_json(conn: psycopg.Connection, *, rows_json: str) -> int:
 def get(conn: psycopg.Connection, *, trade_id: str) -> TradeFeatureRow | None:
     with translate(), conn.cursor(row_factory=class_row(TradeFeatureRow)) as cur:
         return cur.execute(GET_SQL, {"trade_id": trade_id}).fetchone()
-
-
-def label_trade(conn: psycopg.Connection, *, trade_id: str, label: int,
-                realized_return: float | None, realized_pnl: float | None,
-                closed_at: datetime | None) -> bool:
-    """Store the outcome of a closed trade; False when no feature row has that trade_id."""
-    params = {"trade_id": trade_id, "label": label, "realized_return": realized_return,
-              "realized_pnl": realized_pnl, "closed_at": closed_at}
-    with translate():
-        return conn.execute(LABEL_SQL, params).rowcount > 0
 
 
 def lock_trades(conn: psycopg.Connection, *, trade_ids: Sequence[str]) -> None:
@@ -140,11 +107,3 @@ def labeled(conn: psycopg.Connection, *, feature_set_version: str, symbol: str |
     with translate(), conn.cursor(row_factory=class_row(TradeFeatureRow)) as cur:
         return cur.execute(query, params).fetchall()
 
-
-def existing_trade_ids(conn: psycopg.Connection, *, trade_ids: Sequence[str]) -> set[str]:
-    """The subset of ``trade_ids`` that already has a feature row."""
-    if not trade_ids:
-        return set()
-    with translate():
-        rows = conn.execute(EXISTING_SQL, {"ids": list(trade_ids)}).fetchall()
-    return {r[0] for r in rows}

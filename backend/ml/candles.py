@@ -1,7 +1,9 @@
 """OHLCV candles as plain numpy arrays, strict validation, and file loading.
 
-Every entry point (HTTP, CLI, training) turns its input into :class:`Candles` through
-:func:`make_candles`, so one set of rules decides what a valid candle series is.
+Every entry point turns its input into :class:`Candles` through
+:func:`candles_from_block`, so one set of rules decides what a valid candle series is:
+files and frames (CLI, training) reach it via :func:`make_candles`, HTTP bodies via
+:func:`backend.ml.candles_json.candles_to_arrays` (which builds the price block itself).
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ from backend.positions.barriers import (
 
 log = logging.getLogger(__name__)
 
-SIGNAL_COLUMNS = ("pos", "time", "side", "strategy", "signal_strength")
 EXIT_REASONS = ("take_profit", "stop_loss", "time")
 
 

@@ -2,6 +2,10 @@
 
 Every figure is returned as a plain ``float``/``int`` or ``None`` (undefined, e.g. precision
 when nothing was taken), never NaN, so the dicts go straight into Postgres ``jsonb``.
+
+Plain numpy, not scikit-learn: the serving path (performance tracker, registry) imports
+this module and must not load scikit-learn; tests/ml/test_metrics.py checks every figure
+against scikit-learn's.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from sklearn import metrics as skm
 
 # Probabilities are clipped before the log loss so one confident miss is a large, finite cost.
 PROBABILITY_CLIP = 1e-15
@@ -37,8 +40,25 @@ def _check_probabilities(prob: ArrayLike, n: int) -> np.ndarray:
     return p
 
 
-def _none_if_nan(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Area under the ROC curve of 0/1 labels ``y`` (both classes present) scored by ``p``:
+    the Mann-Whitney statistic, a tie counting one half (what scikit-learn computes)."""
+    _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # 1-based, ties averaged
+    positive = y == 1
+    n_pos = int(positive.sum())
+    n_neg = y.size - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean negative log-likelihood of 0/1 labels ``y`` under probabilities ``p`` (clip
+    them first: a probability of exactly 0 or 1 on a miss is an infinite cost)."""
+    return float(-np.mean(np.where(y == 1, np.log(p), np.log(1.0 - p))))
 
 
 def classification_metrics(
@@ -84,14 +104,15 @@ def classification_metrics(
     pred = decided.astype(np.int64)
     both_classes = np.unique(y).size == 2
     clipped = np.clip(p, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+    true_pos = int((decided & (y == 1)).sum())
     return {
         "count": int(y.size),
         "base_rate": float(y.mean()),
-        "accuracy": float(skm.accuracy_score(y, pred)),
-        "precision": _none_if_nan(skm.precision_score(y, pred, zero_division=np.nan)),
-        "recall": _none_if_nan(skm.recall_score(y, pred, zero_division=np.nan)),
-        "roc_auc": float(skm.roc_auc_score(y, p)) if both_classes else None,
-        "log_loss": float(skm.log_loss(y, clipped, labels=[0, 1])),
+        "accuracy": float((pred == y).mean()),
+        "precision": _ratio(true_pos, int(pred.sum())),
+        "recall": _ratio(true_pos, int(y.sum())),
+        "roc_auc": roc_auc(y, p) if both_classes else None,
+        "log_loss": log_loss(y, clipped),
         "brier": float(np.mean((p - y) ** 2)),
         "mean_probability": float(p.mean()),
         "n_taken": int(pred.sum()),

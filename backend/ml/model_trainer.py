@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,7 @@ from backend.ml.boosters import (
     train_booster,
 )
 from backend.ml.metrics import PROBABILITY_CLIP, classification_metrics, reference_distribution
+from backend.timeutil import utc_datetime
 
 # Bumped whenever suggest_params changes, so shared studies never mix two search spaces.
 SEARCH_SPACE_VERSION = 2
@@ -113,10 +113,6 @@ def _logistic_baseline() -> Any:
 def _log_loss(y: np.ndarray, prob: np.ndarray) -> float:
     p = np.clip(prob, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-def _utc(value: np.datetime64) -> datetime:
-    return pd.Timestamp(value).tz_localize(UTC).to_pydatetime()
 
 
 def _as_utc_datetime64(values: ArrayLike, field: str, n: int) -> np.ndarray:
@@ -268,8 +264,8 @@ class ModelTrainer(BaseEstimator):
         self.booster_ = train_booster(self.algorithm, params, values, labels, names)
         self.feature_importance_ = gain_importance(self.booster_, names)
         self.reference_distribution_ = reference_distribution(X)
-        self.train_start_ = _utc(start.min())
-        self.train_end_ = _utc(end.max())
+        self.train_start_ = utc_datetime(start.min())
+        self.train_end_ = utc_datetime(end.max())
         return self
 
     def _check_params(self) -> None:
@@ -393,8 +389,8 @@ class ModelTrainer(BaseEstimator):
                 "fold": i,
                 "train_size": int(train_idx.size),
                 "test_size": int(test_idx.size),
-                "test_start": _utc(start[test_idx].min()).isoformat(),
-                "test_end": _utc(start[test_idx].max()).isoformat(),
+                "test_start": utc_datetime(start[test_idx].min()).isoformat(),
+                "test_end": utc_datetime(start[test_idx].max()).isoformat(),
             }
             for key, prob in probs.items():
                 report[key] = self._score(y_test, prob, always=key == "always_take")

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from numpy.typing import ArrayLike
-from sklearn.utils.validation import check_is_fitted
 
 from backend.db import models
 from backend.db.errors import translate
@@ -100,7 +99,7 @@ def register(
     hyperparameters are every booster parameter; ``training_distribution`` is the drift
     reference.
     """
-    check_is_fitted(trainer, "booster_")
+    # to_artifact raises NotFittedError for an unfitted trainer (before anything is stored)
     artifact, artifact_format, sha256 = trainer.to_artifact()
     return models.insert(
         conn,
@@ -178,7 +177,7 @@ def promote_if_better(
     # Compare and activate under the name's lock, in one transaction: two trainers finishing
     # together cannot each beat the old model and skip comparing with each other.
     with translate(), conn.transaction():
-        conn.execute(models.NAME_LOCK_SQL, {"name": candidate.name})
+        models.lock_name(conn, name=candidate.name)
         active = models.get_active(conn, name=candidate.name)
         if active is not None and active.id == candidate.id:
             return PromotionResult(False, candidate_score, candidate_score, "already active")

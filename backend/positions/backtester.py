@@ -40,6 +40,7 @@ from backend.positions.barriers import (
 from backend.positions.policies import get_policy
 from backend.positions.report import PolicySummary, summarize
 from backend.positions.state import PositionError, PositionState, observe, tighten_stop
+from backend.positions.trades import Trade
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,30 +67,6 @@ class BacktestConfig:
             raise PositionError("entry", "must be 'signal_close' or 'next_open'")
         if self.atr_period < 1 or self.history_bars < 0:
             raise PositionError("atr_period/history_bars", "must be >= 1 / >= 0")
-
-
-@dataclass(frozen=True, slots=True)
-class Trade:
-    """One managed position. Prices are raw (before slippage); ``r_multiple`` and
-    ``return_pct`` (a fraction of the entry price) are net of fees and slippage, summed
-    over every fill weighted by its share of the initial quantity."""
-
-    side: Side
-    signal_pos: int
-    exit_pos: int
-    entry_time: int
-    exit_time: int
-    entry_price: float
-    exit_price: float  # quantity-weighted average of the exit fills
-    initial_stop: float
-    target: float | None
-    exit_reason: str
-    r_multiple: float
-    return_pct: float
-    bars_held: int
-    mfe: float
-    mae: float
-    partial_taken: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,11 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from backend.positions.backtester import Trade
+from backend.positions.trades import Trade
 
 
 @dataclass(frozen=True, slots=True)

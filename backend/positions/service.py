@@ -1,123 +1,136 @@
-"""Exit advice and exit recording: the logic behind /exits/evaluate and /exits.
+"""Exit advice and the figures of a reported exit: the logic behind /exits/evaluate and
+/exits, pure (no database, no HTTP).
 
-``evaluate`` is pure (candles in, advice out). ``record_exit`` writes in one transaction:
-the position_exits row (once per trade_id), the label on the trade's ml_trade_features row
-and the outcome on its ml_predictions, so a reported exit is either fully applied or not
-at all, and reporting it again changes nothing.
+The inputs are described by protocols, so the request schemas (backend.api.schemas.exits)
+are passed as they are and nothing here imports the API. Storing an exit is the route's
+transaction (backend.api.routes.exits).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
 
-import psycopg
-
-from backend.api.schemas.candles import candles_to_arrays
-from backend.api.schemas.exits import (
-    ExitEvaluateRequest,
-    ExitEvaluateResponse,
-    ExitRecordRequest,
-    ExitRecordResponse,
-)
-from backend.db import position_exits, predictions, trade_features
 from backend.db.position_exits import PositionExitRow
+from backend.ml.candles import Candles
 from backend.positions.params import ProbabilityProvider, params_to_dict
 from backend.positions.policies import get_policy
-from backend.positions.state import PositionError, PositionState, observe
+from backend.positions.state import ExitDecision, PositionError, PositionState, observe
 
 
-def evaluate(req: ExitEvaluateRequest, *,
-             probability_provider: ProbabilityProvider | None = None) -> ExitEvaluateResponse:
+class OpenPosition(Protocol):
+    """An open position as the bot describes it (times aware)."""
+
+    side: Literal["long", "short"]
+    entry_time: datetime
+    entry_price: float
+    quantity: float
+    initial_stop: float
+    target: float | None
+    current_stop: float | None  # None: the initial stop
+
+
+class ClosedPosition(Protocol):
+    """A closed position as the bot reports it (times aware)."""
+
+    trade_id: str
+    symbol: str
+    side: Literal["long", "short"]
+    entry_time: datetime
+    exit_time: datetime
+    entry_price: float
+    exit_price: float
+    quantity: float
+    exit_reason: str
+    initial_stop: float | None
+    pnl: float | None  # None: computed from the prices, quantity and fees
+    fees: float | None
+    mfe: float | None
+    mae: float | None
+    policy_name: str | None
+    policy_params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ExitAdvice:
+    """A policy's decision at the last close, with the position as observed up to it."""
+
+    decision: ExitDecision
+    state: PositionState
+    last_close: float
+    last_candle_time: datetime
+    policy: str
+    policy_params: dict[str, Any]
+
+    @property
+    def r_multiple(self) -> float:
+        """Open profit at the last close, in R."""
+        return self.state.r_at(self.last_close)
+
+
+def evaluate(position: OpenPosition, candles: Candles, *, policy: str | None,
+             params: dict[str, Any] | None,
+             probability_provider: ProbabilityProvider | None = None) -> ExitAdvice:
     """Advice for the open position at the close of the last candle.
 
     Raises
     ------
-    CandleError
-        Invalid candles (field path under ``candles``).
     PositionError
-        Invalid policy parameters, or ``ml_exit`` without a probability provider.
+        Invalid policy parameters or position, or ``ml_exit`` without a probability
+        provider.
     """
-    candles = candles_to_arrays(req.candles, field="candles")
-    name, policy, params = get_policy(req.policy, req.params)
+    name, policy_fn, policy_params = get_policy(policy, params)
     if name == "ml_exit" and probability_provider is not None:
-        params = type(params)(**{**params_to_dict(params), "provider": probability_provider})
+        policy_params = type(policy_params)(**{**params_to_dict(policy_params),
+                                               "provider": probability_provider})
     state = PositionState(
-        side=req.side, entry_price=req.entry_price, entry_time=int(req.entry_time.timestamp()),
-        initial_stop=req.initial_stop, current_stop=req.current_stop or req.initial_stop,
-        target=req.target, quantity=req.quantity,
+        side=position.side, entry_price=position.entry_price,
+        entry_time=int(position.entry_time.timestamp()), initial_stop=position.initial_stop,
+        current_stop=position.current_stop or position.initial_stop, target=position.target,
+        quantity=position.quantity,
     )
     state = observe(state, candles)
-    decision = policy(state, candles, params)
-    last_close = float(candles.close[-1])
-    return ExitEvaluateResponse(
-        trade_id=req.trade_id, action=decision.action, reason=decision.reason,
-        stop=decision.stop, target=decision.target,
-        partial_fraction=decision.partial_fraction, r_multiple=state.r_at(last_close),
-        mfe=state.mfe, mae=state.mae, bars_held=state.bars_held, last_close=last_close,
+    return ExitAdvice(
+        decision=policy_fn(state, candles, policy_params), state=state,
+        last_close=float(candles.close[-1]),
         last_candle_time=datetime.fromtimestamp(int(candles.time[-1]), UTC),
-        policy=name, policy_params=params_to_dict(params),
+        policy=name, policy_params=params_to_dict(policy_params),
     )
 
 
-def exit_row(req: ExitRecordRequest) -> PositionExitRow:
-    """The position_exits row of a report: pnl (net), return_pct (%), R multiple."""
-    sign = 1.0 if req.side == "long" else -1.0
-    notional = req.entry_price * req.quantity
-    pnl = req.pnl if req.pnl is not None else (
-        sign * (req.exit_price - req.entry_price) * req.quantity - (req.fees or 0.0))
-    r_multiple = None
-    if req.initial_stop is not None:
-        risk = abs(req.entry_price - req.initial_stop) * req.quantity
-        r_multiple = pnl / risk if risk > 0 else math.inf
-    return_pct = pnl / notional * 100.0 if notional > 0 else math.inf
-    figures = {"pnl": pnl, "quantity": return_pct,
-               "initial_stop": r_multiple if r_multiple is not None else 0.0}
-    for field, value in figures.items():
-        if not math.isfinite(value):  # e.g. a quantity of 5e-324 underflows the notional
-            raise PositionError(field, "too small or too large to compute pnl, return and R")
-    return PositionExitRow(
-        trade_id=req.trade_id, symbol=req.symbol, side=req.side,
-        entry_time=req.entry_time, exit_time=req.exit_time, entry_price=req.entry_price,
-        exit_price=req.exit_price, quantity=req.quantity, exit_reason=req.exit_reason,
-        pnl=pnl, return_pct=return_pct, r_multiple=r_multiple,
-        mfe=req.mfe, mae=req.mae,
-        holding_seconds=(req.exit_time - req.entry_time).total_seconds(),
-        policy_name=req.policy_name, policy_params=req.policy_params,
-    )
-
-
-def record_exit(conn: psycopg.Connection, req: ExitRecordRequest
-                ) -> tuple[PositionExitRow, bool]:
-    """Store the exit, label the trade's feature row and resolve its predictions, in one
-    transaction. The same trade_id again returns the stored row and ``False`` and writes
-    nothing (a retried report is harmless). Label = 1 when the net pnl is > 0.
+def exit_row(report: ClosedPosition) -> PositionExitRow:
+    """The position_exits row of a report: pnl (net), return_pct (%), R multiple.
 
     Raises
     ------
-    backend.db.errors.DatabaseError
-        (InvalidData, DatabaseUnavailable, ...) after rolling everything back.
+    PositionError
+        A figure that is not finite, naming the input field to blame.
     """
-    row = exit_row(req)
-    with conn.transaction():
-        # The write-behind batch carrying this trade's rows takes the same lock.
-        trade_features.lock_trades(conn, trade_ids=[row.trade_id])
-        stored, created = position_exits.insert(conn, row)
-        # One labelling rule, in SQL, for both orders of arrival (label = net pnl > 0): it
-        # labels what is stored now; rows still in the write-behind queue are labelled by
-        # the same statements when they land. A retried report repairs anything left open.
-        trade_features.label_from_exits(conn, trade_ids=[stored.trade_id])
-        predictions.resolve_from_exits(conn, trade_ids=[stored.trade_id])
-    return stored, created
-
-
-def record_response(row: PositionExitRow, created: bool) -> ExitRecordResponse:
-    """The HTTP answer for a recorded exit."""
-    return ExitRecordResponse(
-        id=row.id, trade_id=row.trade_id, symbol=row.symbol, side=row.side,
-        entry_time=row.entry_time, exit_time=row.exit_time, entry_price=row.entry_price,
-        exit_price=row.exit_price, quantity=row.quantity, exit_reason=row.exit_reason,
-        pnl=row.pnl, return_pct=row.return_pct, r_multiple=row.r_multiple, mfe=row.mfe,
-        mae=row.mae, holding_seconds=row.holding_seconds, policy_name=row.policy_name,
-        policy_params=row.policy_params, created_at=row.created_at, created=created,
+    sign = 1.0 if report.side == "long" else -1.0
+    notional = report.entry_price * report.quantity
+    pnl = report.pnl if report.pnl is not None else (
+        sign * (report.exit_price - report.entry_price) * report.quantity
+        - (report.fees or 0.0))
+    r_multiple = None
+    if report.initial_stop is not None:
+        risk = abs(report.entry_price - report.initial_stop) * report.quantity
+        r_multiple = pnl / risk if risk > 0 else math.inf
+    return_pct = pnl / notional * 100.0 if notional > 0 else math.inf
+    # each computed figure, keyed by the input field an error names when it is not finite
+    figure_by_blamed_field = {"pnl": pnl, "quantity": return_pct,
+                              "initial_stop": r_multiple if r_multiple is not None else 0.0}
+    for field, value in figure_by_blamed_field.items():
+        if not math.isfinite(value):  # e.g. a quantity of 5e-324 underflows the notional
+            raise PositionError(field, "too small or too large to compute pnl, return and R")
+    return PositionExitRow(
+        trade_id=report.trade_id, symbol=report.symbol, side=report.side,
+        entry_time=report.entry_time, exit_time=report.exit_time,
+        entry_price=report.entry_price, exit_price=report.exit_price,
+        quantity=report.quantity, exit_reason=report.exit_reason,
+        pnl=pnl, return_pct=return_pct, r_multiple=r_multiple,
+        mfe=report.mfe, mae=report.mae,
+        holding_seconds=(report.exit_time - report.entry_time).total_seconds(),
+        policy_name=report.policy_name, policy_params=report.policy_params,
     )

@@ -20,8 +20,6 @@ import numpy as np
 from backend.ml.candles import Candles
 from backend.positions.barriers import Side, direction
 
-ExitReason = Literal["stop_loss", "take_profit", "trailing_stop", "breakeven", "time_stop",
-                     "partial", "ml_exit", "signal", "manual"]
 EXIT_REASONS: tuple[str, ...] = ("stop_loss", "take_profit", "trailing_stop", "breakeven",
                                  "time_stop", "partial", "ml_exit", "signal", "manual")
 StopReason = Literal["stop_loss", "trailing_stop", "breakeven"]

@@ -19,7 +19,6 @@ from backend.ml.candles import Candles
 from backend.positions.backtester import (
     BacktestConfig,
     PolicyResult,
-    Trade,
     entries_from_strategy,
     run_backtest,
     run_policy,
@@ -28,6 +27,7 @@ from backend.positions.barriers import DEFAULT_MAX_BARS
 from backend.positions.params import CombinedParams, params_to_dict
 from backend.positions.report import summarize
 from backend.positions.state import PositionError
+from backend.positions.trades import Trade
 
 TARGET_LOSS_CUT = 15.0  # the product promise: average loss at least 15 % smaller
 

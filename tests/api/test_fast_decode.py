@@ -13,9 +13,9 @@ import pytest
 
 from backend.api.fast_decode import decode_predict
 from backend.api.openapi_body import parse_json
-from backend.api.schemas.candles import DecodedColumns, candles_to_arrays
 from backend.api.schemas.predict import PredictRequest
 from backend.ml.candles import OHLCV, CandleError
+from backend.ml.candles_json import DecodedColumns, candles_to_arrays
 from tests.utils.market_slices import predict_body
 
 COLUMNS = ("time", *OHLCV)

@@ -14,6 +14,7 @@ from schemathesis.checks import not_a_server_error
 from tests.utils.pg import create_database, drop_database
 from tests.utils.service import ADMIN_KEY, Service, start_service
 
+pytestmark = pytest.mark.server
 schema = schemathesis.pytest.from_fixture("live_schema")
 
 

@@ -14,6 +14,8 @@ from backend.config import Settings
 from backend.db.journal import Journal
 from backend.ml.candles import CandleError
 
+pytestmark = pytest.mark.server  # starts the app (its lifespan and writer process)
+
 
 def test_a_failed_bootstrap_stops_the_writer_process_and_releases_the_journal(
         db_url: str, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from backend.db import models, position_exits, predictions, trade_features
+from backend.db import models, position_exits
 from backend.db.errors import Conflict, InvalidData, NotFound, translate
 from tests.utils.db_factories import (
     T0,
@@ -15,6 +15,8 @@ from tests.utils.db_factories import (
     feature_row,
     make_model,
     prediction_row,
+    store_features,
+    store_predictions,
 )
 
 
@@ -27,14 +29,14 @@ def test_probability_above_one_is_invalid(conn: psycopg.Connection) -> None:
     good, bad = prediction_row(model.id), prediction_row(model.id, probability=1.5)
 
     with pytest.raises(InvalidData, match="ml_predictions_probability_check"):
-        predictions.insert_many(conn, [good, bad])
+        store_predictions(conn, [good, bad])
 
     assert _count(conn, "ml_predictions") == 0  # the batch is all or nothing
 
 
 def test_unknown_side_is_invalid(conn: psycopg.Connection) -> None:
     with pytest.raises(InvalidData, match="side_check"):
-        trade_features.insert_many(conn, [feature_row(side="up")])
+        store_features(conn, [feature_row(side="up")])
     assert _count(conn, "ml_trade_features") == 0
 
 
@@ -79,7 +81,7 @@ def test_artifact_checksum_must_match(conn: psycopg.Connection) -> None:
 
 def test_prediction_of_unknown_model_is_invalid(conn: psycopg.Connection) -> None:
     with pytest.raises(InvalidData, match="foreign key"):
-        predictions.insert_many(conn, [prediction_row(12345)])
+        store_predictions(conn, [prediction_row(12345)])
 
 
 def test_missing_rows_raise_not_found(conn: psycopg.Connection) -> None:

@@ -6,13 +6,21 @@ expression differs from the view's, is silently never used; EXPLAIN shows which 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
 
-from backend.db import position_exits, predictions, trade_features
-from tests.utils.db_factories import T0, exit_row, feature_row, make_model, prediction_row
+from backend.db import predictions, trade_features
+from tests.utils.db_factories import (
+    T0,
+    feature_row,
+    make_model,
+    prediction_row,
+    report_exit,
+    store_features,
+    store_predictions,
+)
 
 
 def _plan(conn: psycopg.Connection, query: str, params: dict | None = None) -> str:
@@ -24,14 +32,21 @@ def _plan(conn: psycopg.Connection, query: str, params: dict | None = None) -> s
 
 @pytest.fixture
 def filled(conn: psycopg.Connection) -> psycopg.Connection:
+    """500 signals, 10 of them closed (labelled); 500 predictions of other trades, 490 of
+    them resolved: both partial indexes cover a small share of their table."""
     model = make_model(conn)
-    features = [feature_row(label=1 if i % 50 == 0 else None) for i in range(500)]
-    trade_features.insert_many(conn, features)
-    predictions.insert_many(conn, [prediction_row(model.id, trade_id=f.trade_id,
-                                                  outcome=None if i % 50 == 0 else 1)
-                                   for i, f in enumerate(features)])
-    for i in range(200):
-        position_exits.insert(conn, exit_row(exit_time=T0 + timedelta(hours=i + 1)))
+    features = [feature_row() for _ in range(500)]
+    preds = [prediction_row(model.id) for _ in range(500)]
+    with conn.transaction():  # one commit for the 500 exit reports
+        store_features(conn, features)
+        store_predictions(conn, preds)
+        for f in features[::50]:
+            report_exit(conn, f.trade_id, pnl=1.0, return_pct=0.1,
+                        exit_time=f.signal_time + timedelta(hours=1))
+        for i, p in enumerate(preds):
+            if i % 50:
+                report_exit(conn, p.trade_id, pnl=1.0, return_pct=0.1,
+                            exit_time=T0 + timedelta(hours=i % 200 + 1))
     conn.execute("ANALYZE")
     return conn
 
@@ -43,9 +58,7 @@ def test_training_read_uses_the_labelled_partial_index(filled: psycopg.Connectio
 
 
 def test_resolve_uses_the_unresolved_partial_index(filled: psycopg.Connection) -> None:
-    plan = _plan(filled, predictions.RESOLVE_SQL, {
-        "trade_id": "trade-1", "outcome": 1, "realized_return": 0.0,
-        "resolved_at": datetime.now(UTC)})
+    plan = _plan(filled, predictions.RESOLVE_FROM_EXITS_SQL, {"ids": ["trade-1"]})
     assert "ml_predictions_unresolved_trade_idx" in plan
 
 

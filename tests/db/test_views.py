@@ -9,8 +9,14 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from backend.db import position_exits, predictions, trade_features
-from tests.utils.db_factories import exit_row, feature_row, make_model, prediction_row
+from backend.db import position_exits
+from tests.utils.db_factories import (
+    exit_row,
+    feature_row,
+    make_model,
+    prediction_row,
+    store_closed,
+)
 
 
 def _view(conn: psycopg.Connection, query: str) -> list[dict]:
@@ -75,7 +81,7 @@ def test_model_performance_summary(conn: psycopg.Connection) -> None:
              ("take", None, recent),  # not resolved yet: counted, not scored
              ("take", 1, old),        # right, a taken win (outside the 30 days)
              ("skip", 0, old)]        # right (outside the 30 days)
-    predictions.insert_many(conn, [
+    store_closed(conn, predictions=[
         prediction_row(model.id, decision=d, probability=0.7 if d == "take" else 0.3,
                        outcome=o, created_at=t) for d, o, t in cases])
     # a model with no predictions and metrics it cannot read as numbers
@@ -101,7 +107,7 @@ def test_model_performance_summary(conn: psycopg.Connection) -> None:
 
 
 def test_feature_statistics(conn: psycopg.Connection) -> None:
-    trade_features.insert_many(conn, [
+    store_closed(conn, features=[
         feature_row(feature_set_version="v1", features={"a": 1.0, "b": 10}, label=0),
         feature_row(feature_set_version="v1", features={"a": 3.0, "b": None}, label=1),
         feature_row(feature_set_version="v1", features={"a": 5.0}, label=1),

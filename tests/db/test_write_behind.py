@@ -339,8 +339,9 @@ def test_an_exit_reported_while_its_batch_is_in_flight_still_labels_the_trade(
     """The writer's transaction and the exit report's run at once (the bot retries its
     exits while the writer replays after an outage); whichever commits first, the trade
     ends labelled and resolved."""
+    from backend.api.routes.exits import store_exit
     from backend.api.schemas.exits import ExitRecordRequest
-    from backend.positions.service import record_exit
+    from backend.positions.service import exit_row
 
     [entry] = entries(model_id, 1, "race")
     signal_time = entry.feature["signal_time"]
@@ -354,7 +355,7 @@ def test_an_exit_reported_while_its_batch_is_in_flight_still_labels_the_trade(
         if exit_first:  # the exit's transaction is open when the batch starts
             with exit_conn.transaction():
                 record = threading.Thread(target=w._batches.write_batch, args=([entry],))
-                record_exit(exit_conn, report)
+                store_exit(exit_conn, exit_row(report))
                 record.start()
                 time.sleep(0.3)  # the batch now waits on the trade's lock
             record.join(10)
@@ -363,7 +364,7 @@ def test_an_exit_reported_while_its_batch_is_in_flight_still_labels_the_trade(
                 trade_features.lock_trades(batch_conn, trade_ids=["race-0"])
                 trade_features.insert_json(batch_conn, rows_json=json_array([entry.feature]))
                 predictions.insert_json(batch_conn, rows_json=json_array([entry.prediction]))
-                exiting = threading.Thread(target=record_exit, args=(exit_conn, report))
+                exiting = threading.Thread(target=store_exit, args=(exit_conn, exit_row(report)))
                 exiting.start()
                 time.sleep(0.3)  # the exit now waits on the trade's lock
             exiting.join(10)

@@ -32,6 +32,33 @@ def test_classification_metrics_match_hand_computation() -> None:
     assert m["roc_auc"] == pytest.approx(3 / 6)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_classification_metrics_equal_scikit_learns(seed: int) -> None:
+    """The numpy implementation (serving must not import scikit-learn) against sklearn, on
+    seeded data with ties, near-certain probabilities and both decision sources."""
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]  # both classes
+    p = np.round(rng.random(n), int(rng.integers(1, 4)))  # rounding makes ties
+    p[rng.random(n) < 0.05] = rng.choice([0.0, 1.0])
+    taken = rng.random(n) < 0.5 if seed % 2 else None
+    m = classification_metrics(y, p, threshold=0.5, taken=taken)
+    pred = (p >= 0.5) if taken is None else taken
+    clipped = np.clip(p, 1e-15, 1 - 1e-15)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred), rel=1e-12)
+    precision = skm.precision_score(y, pred, zero_division=np.nan)
+    if np.isnan(precision):
+        assert m["precision"] is None
+    else:
+        assert m["precision"] == pytest.approx(precision, rel=1e-12)
+    assert m["recall"] == pytest.approx(skm.recall_score(y, pred), rel=1e-12)
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), rel=1e-12)
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, clipped, labels=[0, 1]), rel=1e-12)
+
+
 def test_threshold_moves_decisions() -> None:
     m = classification_metrics(Y, P, threshold=0.65)  # takes rows 0 and 4 only
     assert m["n_taken"] == 2

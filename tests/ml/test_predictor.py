@@ -61,6 +61,7 @@ def _registered(conn: psycopg.Connection, trainer: ModelTrainer) -> models.Model
     return models.get(conn, model_id=row.id)  # read back exactly what the database holds
 
 
+@pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_registered_model_predicts_like_the_trainer(
     conn: psycopg.Connection, trainers: dict, goog: Dataset, algorithm: str, tmp_path: Path
@@ -79,6 +80,7 @@ def test_registered_model_predicts_like_the_trainer(
                                rtol=0, atol=COMPILED_TOLERANCE)
 
 
+@pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_compiled_matches_native_on_split_thresholds(
     conn: psycopg.Connection, trainers: dict, algorithm: str, tmp_path: Path
@@ -96,6 +98,7 @@ def test_compiled_matches_native_on_split_thresholds(
                                rtol=0, atol=COMPILED_TOLERANCE)
 
 
+@pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
 def test_float64_values_that_alias_missing_are_served_exactly(
     conn: psycopg.Connection, trainers: dict, goog: Dataset, tmp_path: Path
 ) -> None:
@@ -111,6 +114,7 @@ def test_float64_values_that_alias_missing_are_served_exactly(
                                rtol=0, atol=COMPILED_TOLERANCE)
 
 
+@pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
 def test_tampered_artifact_is_refused(conn: psycopg.Connection, trainers: dict) -> None:
     row = _registered(conn, trainers["xgboost"])
     conn.execute("UPDATE public.ml_models SET artifact = overlay(artifact placing '\\x00'::bytea "
@@ -123,6 +127,7 @@ def test_tampered_artifact_is_refused(conn: psycopg.Connection, trainers: dict) 
     assert row.artifact_sha256 in message
 
 
+@pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
 def test_compiled_library_is_cached_by_digest(
     conn: psycopg.Connection, trainers: dict, tmp_path: Path
 ) -> None:
@@ -137,6 +142,7 @@ def test_compiled_library_is_cached_by_digest(
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
 
 
+@pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
 def test_broken_cached_library_falls_back_to_native(
     conn: psycopg.Connection, trainers: dict, goog: Dataset, tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -151,6 +157,7 @@ def test_broken_cached_library_falls_back_to_native(
     np.testing.assert_array_equal(model.predict_proba(X), predict_booster(model.booster, X))
 
 
+@pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_contributions_sum_to_raw_margin(
     conn: psycopg.Connection, trainers: dict, goog: Dataset, algorithm: str
@@ -172,6 +179,7 @@ def test_contributions_sum_to_raw_margin(
     assert max(magnitudes) == pytest.approx(np.abs(contributions[0, :-1]).max())
 
 
+@pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
 def test_bad_shapes_name_the_field(conn: psycopg.Connection, trainers: dict) -> None:
     model = load_model(_registered(conn, trainers["xgboost"]), compile=False)
     f = model.n_features
@@ -192,6 +200,7 @@ def test_decide_and_threshold() -> None:
         Predictor(threshold=1.5)
 
 
+@pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
 def test_swap_while_predicting(
     conn: psycopg.Connection, trainers: dict, goog: Dataset, tmp_path: Path
 ) -> None:

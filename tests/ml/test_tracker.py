@@ -10,11 +10,11 @@ from datetime import UTC, date, datetime, time, timedelta
 import psycopg
 import pytest
 
-from backend.db import performance, predictions, trade_features
+from backend.db import performance
 from backend.db.predictions import PredictionRow
 from backend.ml.metrics import PSI_FLOOR
 from backend.ml.performance_tracker import compute_daily, track, window_start
-from tests.utils.db_factories import feature_row, make_model
+from tests.utils.db_factories import feature_row, make_model, report_exit, store_closed
 
 TODAY = datetime.now(UTC).date()
 DAY1, DAY2 = TODAY - timedelta(days=2), TODAY - timedelta(days=1)
@@ -52,8 +52,7 @@ def _store(conn: psycopg.Connection, model_id: int, rows: list[tuple]) -> None:
             threshold=0.5, decision="take" if prob >= 0.5 else "skip", contributions=None,
             latency_ms=0.1, created_at=created, outcome=outcome, realized_return=ret,
             resolved_at=None if outcome is None else created + timedelta(hours=1)))
-    trade_features.insert_many(conn, features)
-    predictions.insert_many(conn, preds)
+    store_closed(conn, features=features, predictions=preds)
 
 
 def _psi(pairs: list[tuple[float, float]]) -> float:
@@ -148,23 +147,22 @@ def test_an_outcome_that_arrives_after_its_day_left_the_window_still_counts(
     when the day has left a 28-day window. The day's row must end with all three."""
     model = make_model(conn, training_distribution={})
     created = datetime.now(UTC) - timedelta(days=29)
-    rows = []
+    rows, features = [], []
     for outcome in (0, None, None):
         feature = feature_row()
-        trade_features.insert_many(conn, [feature])
+        features.append(feature)
         rows.append(PredictionRow(
             id=uuid.uuid4(), model_id=model.id, trade_id=feature.trade_id, probability=0.6,
             threshold=0.5, decision="take", contributions=None, latency_ms=0.1,
             created_at=created, outcome=outcome,
             realized_return=None if outcome is None else -0.01,
             resolved_at=None if outcome is None else created + timedelta(days=1)))
-    predictions.insert_many(conn, rows)
+    store_closed(conn, features=features, predictions=rows)
     track(conn, model_ids=[model.id], days=30)
     [before] = performance.list_performance(conn, model_id=model.id)
     assert (before.n_resolved, before.base_rate) == (1, 0.0)
     for r in rows[1:]:
-        predictions.resolve(conn, trade_id=r.trade_id, outcome=1, realized_return=0.02,
-                            resolved_at=datetime.now(UTC))
+        report_exit(conn, r.trade_id, pnl=1.0, return_pct=2.0, exit_time=datetime.now(UTC))
     assert track(conn, model_ids=[model.id], days=28) == 1
     [after] = performance.list_performance(conn, model_id=model.id)
     assert after.date == before.date

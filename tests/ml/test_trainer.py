@@ -240,6 +240,7 @@ def test_shared_study_never_mixes_other_data_or_algorithms(tmp_path: Path) -> No
     assert [len(t.study_.trials) for t in (a, b, c)] == [2, 1, 1]
 
 
+@pytest.mark.slow
 def test_real_goog_signals() -> None:
     """Real daily GOOG signals: figures exist for model and baselines on the same folds."""
     data = build_dataset(load_candles_file(sample_candles_path("GOOG")), symbol="GOOG")

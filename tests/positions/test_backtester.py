@@ -12,8 +12,8 @@ from backend.ml.labeling import STRATEGIES, triple_barrier
 from backend.positions.backtester import BacktestConfig, run_backtest, run_policy
 from backend.positions.params import FixedParams, PartialParams
 from backend.positions.state import PositionError
-from tests.positions.paths import HISTORY, with_history
 from tests.utils.market_data import sample
+from tests.utils.paths import HISTORY, with_history
 
 SIGNAL = HISTORY - 1  # last flat bar: close 100, ATR(14) exactly 2 -> R = 2
 FILLER = [(104.0, 105.0, 103.0, 104.0)] * 24  # so the 24-bar horizon fits in the data

@@ -25,8 +25,8 @@ from backend.positions.state import (
     observe,
     tighten_stop,
 )
-from tests.positions.paths import entry_time, mirror, with_history
 from tests.utils.market_data import from_bars
+from tests.utils.paths import entry_time, mirror, with_history
 
 ENTRY, STOP, TARGET = 100.0, 98.0, 104.0  # R = 2
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import psycopg
 from fastapi import APIRouter, Request, Response
 
-from backend.api.deps import BotScope, PoolDep, WriterDep
+from backend.api.deps import BotScope, PoolDep, SystemDep, WriterDep
 from backend.api.openapi_body import body_openapi, parse_body
 from backend.api.responses import ERROR_RESPONSES, FastJSONResponse
 from backend.api.schemas.exits import (
@@ -15,23 +14,24 @@ from backend.api.schemas.exits import (
     ExitRecordRequest,
     ExitRecordResponse,
 )
+from backend.db import position_exits, predictions, trade_features
 from backend.db.errors import translate
-from backend.ml.candles import Candles
-from backend.ml.ml_system import MLSystem
+from backend.db.position_exits import PositionExitRow
+from backend.ml.candles_json import candles_to_arrays
 from backend.positions import service
-from backend.positions.state import PositionState
+from backend.positions.ml_exit import model_probability
+from backend.positions.params import ProbabilityProvider
 
 router = APIRouter(prefix="/api/v1/exits", tags=["exits"])
 
 
-
 @router.post("/evaluate", response_model=ExitEvaluateResponse, responses=ERROR_RESPONSES,
              openapi_extra=body_openapi(ExitEvaluateRequest))
-async def evaluate_exit(request: Request, _: BotScope) -> FastJSONResponse:
+async def evaluate_exit(request: Request, system: SystemDep, _: BotScope) -> FastJSONResponse:
     """Hold, exit, move the stop or take a partial: advice at the last candle's close."""
     req = await parse_body(request, ExitEvaluateRequest)
-    advice = service.evaluate(req, probability_provider=_ml_provider(request.app.state.system))
-    return FastJSONResponse(advice.model_dump(mode="json"))
+    provider = model_probability(system.predictor, system.extractor)
+    return FastJSONResponse(advise(req, probability_provider=provider).model_dump(mode="json"))
 
 
 @router.post("", response_model=ExitRecordResponse, responses=ERROR_RESPONSES, status_code=201)
@@ -43,21 +43,48 @@ def record_exit(req: ExitRecordRequest, pool: PoolDep, writer: WriterDep, _: Bot
     # but labels the signal at once when its rows are still queued. Before taking a
     # connection, so waiting holds none.
     writer.flush(timeout=1.0)
+    row = service.exit_row(req)
     with translate(), pool.connection() as conn:
-        row, created = service.record_exit(conn, req)
+        stored, created = store_exit(conn, row)
     if not created:
         response.status_code = 200
-    return service.record_response(row, created)
+    return ExitRecordResponse.model_validate({**vars(stored), "created": created})
 
 
-def _ml_provider(system: MLSystem) -> Any:
-    """The active model's probability that the open position still pays (ml_exit policy)."""
+def advise(req: ExitEvaluateRequest, *,
+           probability_provider: ProbabilityProvider | None = None) -> ExitEvaluateResponse:
+    """The answer of /exits/evaluate (CandleError, PositionError: 422 naming the field)."""
+    candles = candles_to_arrays(req.candles, field="candles")
+    advice = service.evaluate(req, candles, policy=req.policy, params=req.params,
+                              probability_provider=probability_provider)
+    d, state = advice.decision, advice.state
+    return ExitEvaluateResponse(
+        trade_id=req.trade_id, action=d.action, reason=d.reason, stop=d.stop, target=d.target,
+        partial_fraction=d.partial_fraction, r_multiple=advice.r_multiple, mfe=state.mfe,
+        mae=state.mae, bars_held=state.bars_held, last_close=advice.last_close,
+        last_candle_time=advice.last_candle_time, policy=advice.policy,
+        policy_params=advice.policy_params,
+    )
 
-    def probability(state: PositionState, candles: Candles) -> float:
-        model = system.predictor.current
-        if model is None or len(candles) < system.extractor.min_candles:
-            return 1.0  # no opinion: never forces an exit
-        x = system.extractor.signal_vector(candles, side=state.side, strategy="other")
-        return model.predict_one(x)
 
-    return probability
+def store_exit(conn: psycopg.Connection, row: PositionExitRow) -> tuple[PositionExitRow, bool]:
+    """Store the exit, label the trade's feature row and resolve its predictions, in one
+    transaction, so a reported exit is either fully applied or not at all. The same trade_id
+    again returns the stored row and ``False`` and writes nothing (a retried report is
+    harmless). Label = 1 when the net pnl is > 0.
+
+    Raises
+    ------
+    backend.db.errors.DatabaseError
+        (InvalidData, DatabaseUnavailable, ...) after rolling everything back.
+    """
+    with conn.transaction():
+        # The write-behind batch carrying this trade's rows takes the same lock.
+        trade_features.lock_trades(conn, trade_ids=[row.trade_id])
+        stored, created = position_exits.insert(conn, row)
+        # One labelling rule, in SQL, for both orders of arrival (label = net pnl > 0): it
+        # labels what is stored now; rows still in the write-behind queue are labelled by
+        # the same statements when they land. A retried report repairs anything left open.
+        trade_features.label_from_exits(conn, trade_ids=[stored.trade_id])
+        predictions.resolve_from_exits(conn, trade_ids=[stored.trade_id])
+    return stored, created

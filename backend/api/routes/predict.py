@@ -13,7 +13,6 @@ from backend.api.deps import BotScope
 from backend.api.errors import BadRequest, ServiceUnavailable
 from backend.api.openapi_body import body_openapi, parse_body
 from backend.api.responses import ERROR_RESPONSES, FastJSONResponse, render_json
-from backend.api.schemas.candles import candles_to_arrays
 from backend.api.schemas.predict import (
     PredictBatchRequest,
     PredictBatchResponse,
@@ -21,6 +20,7 @@ from backend.api.schemas.predict import (
     PredictResponse,
 )
 from backend.ml.candles import CandleError
+from backend.ml.candles_json import candles_to_arrays
 from backend.ml.ml_system import MLSystem, Scored, Signal
 from backend.ml.ml_system import answer as answer_body
 

@@ -8,7 +8,7 @@ are in R, the initial risk ``|entry_price - initial_stop|``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -17,6 +17,7 @@ from backend.api.schemas.candles import CandlesIn
 from backend.api.schemas.predict import Name, TradeId
 from backend.positions.params import make_params
 from backend.positions.policies import DEFAULT_POLICY, POLICIES
+from backend.timeutil import as_utc
 
 ExitReasonIn = Literal["stop_loss", "take_profit", "trailing_stop", "breakeven", "time_stop",
                        "partial", "ml_exit", "signal", "manual"]
@@ -31,10 +32,6 @@ _CANDLES_EXAMPLE = {
     "close": [1.0716, 1.0741, 1.0760, 1.0752],
     "volume": [1413, 1241, 1502, 1377],
 }
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _stop_side(value: float | None, info: ValidationInfo) -> float | None:
@@ -95,7 +92,7 @@ class ExitEvaluateRequest(BaseModel):
     @field_validator("entry_time")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return _utc(value)
+        return as_utc(value)
 
     @field_validator("policy")
     @classmethod
@@ -174,12 +171,12 @@ class ExitRecordRequest(BaseModel):
     @field_validator("entry_time")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return _utc(value)
+        return as_utc(value)
 
     @field_validator("exit_time")
     @classmethod
     def _after_entry(cls, value: datetime, info: ValidationInfo) -> datetime:
-        value = _utc(value)
+        value = as_utc(value)
         entry = info.data.get("entry_time")
         if entry is not None and not value > entry:
             raise ValueError("must be after entry_time")

@@ -1,4 +1,5 @@
-"""candles_to_arrays: both JSON forms, both time forms, and errors that name the field."""
+"""candles_to_arrays (backend.ml.candles_json) on JSON parsed by the request schema's
+``CandlesIn``: both JSON forms, both time forms, and errors that name the field."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
-from backend.api.schemas.candles import CandlesIn, candles_to_arrays
+from backend.api.schemas.candles import CandlesIn
 from backend.ml.candles import CandleError
+from backend.ml.candles_json import candles_to_arrays
 from tests.utils.market_data import sample
 from tests.utils.market_slices import candles_columns, candles_rows
 
