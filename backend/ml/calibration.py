@@ -23,6 +23,9 @@ from numpy.typing import ArrayLike
 METHODS = ("isotonic", "sigmoid")
 # logit(p) is taken of p clipped to [EPS, 1 - EPS]: boosters can return exact 0 or 1.
 EPS = 1e-12
+# A step function fitted on a few hundred rows overfits (scikit-learn's guide asks for
+# well over 1,000); below this many out-of-fold rows only the sigmoid is tried.
+ISOTONIC_MIN_ROWS = 1000
 
 
 def logit(prob: ArrayLike) -> np.ndarray:
@@ -125,8 +128,13 @@ def fit_method(method: str, y: ArrayLike, prob: ArrayLike) -> Calibration:
     if method == "sigmoid":
         from sklearn.linear_model import LogisticRegression
 
-        # Platt scaling on the logit; a tiny L2 keeps a perfectly separable fold finite.
-        lr = LogisticRegression(C=1e6, max_iter=1000).fit(logit(p)[:, None], labels)
+        # Platt scaling on the logit. The default L2 (C = 1) shrinks the slope toward 0, the
+        # base rate, when the raw scores barely move; a negative slope (a model that ranks
+        # backwards in-sample) is refused: the calibration stays monotone, like isotonic.
+        z = logit(p)[:, None]
+        lr = LogisticRegression(max_iter=1000).fit(z, labels)
+        if lr.coef_[0, 0] < 0:
+            lr = LogisticRegression(max_iter=1000).fit(np.zeros_like(z), labels)
         return Calibration("sigmoid", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
     raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
 
@@ -134,7 +142,8 @@ def fit_method(method: str, y: ArrayLike, prob: ArrayLike) -> Calibration:
 def fit_calibration(y: ArrayLike, prob: ArrayLike, *, n_folds: int = 5
                     ) -> tuple[Calibration, dict[str, Any]]:
     """Choose isotonic or sigmoid by a time-ordered k-fold over out-of-fold predictions,
-    then fit the winner on all of them.
+    then fit the winner on all of them. Isotonic competes only from
+    :data:`ISOTONIC_MIN_ROWS` rows on.
 
     Parameters
     ----------
@@ -155,13 +164,14 @@ def fit_calibration(y: ArrayLike, prob: ArrayLike, *, n_folds: int = 5
     n = labels.size
     folds = max(2, min(n_folds, n // 20))
     bounds = np.linspace(0, n, folds + 1).astype(np.int64)
-    scores: dict[str, list[float]] = {m: [] for m in METHODS}
+    methods = METHODS if n >= ISOTONIC_MIN_ROWS else ("sigmoid",)
+    scores: dict[str, list[float]] = {m: [] for m in methods}
     for k in range(folds):
         test = np.zeros(n, dtype=bool)
         test[bounds[k]:bounds[k + 1]] = True
         if np.unique(labels[~test]).size < 2 or not test.any():
             continue
-        for method in METHODS:
+        for method in methods:
             fitted = fit_method(method, labels[~test], p[~test])
             scores[method].append(float(row_log_loss(labels[test], fitted.apply(p[test])).sum()))
     cv = {m: (sum(v) / n if v else None) for m, v in scores.items()}
