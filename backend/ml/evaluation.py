@@ -79,6 +79,7 @@ class OutOfSample:
         Signal times, labels, side-signed returns (fraction of entry), returns in R
         (NaN when the risk is unknown) and the reward in R the decision used.
     prob : dict of name -> ndarray (m,), for every name in :data:`WHO`.
+    taken : ndarray of bool, shape (m,), the decision rule on the calibrated probabilities.
     """
 
     rows: np.ndarray
@@ -88,6 +89,7 @@ class OutOfSample:
     returns_r: np.ndarray
     reward_r: np.ndarray
     prob: dict[str, np.ndarray] = field(default_factory=dict)
+    taken: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
 
 
 @dataclass
@@ -185,8 +187,7 @@ def _returns(oos: OutOfSample, mask: np.ndarray) -> dict[str, Any]:
 
 def _taken_vs_all(oos: OutOfSample, config: DecisionConfig) -> dict[str, Any]:
     """The rule on the calibrated probabilities: the taken signals' outcomes beside all."""
-    p = oos.prob["model_calibrated"]
-    taken = _decisions(oos, p, config)
+    taken = oos.taken
     share = float(taken.mean()) if taken.size else None
     gap = None
     a, b = oos.returns_r[taken], oos.returns_r[~taken]
@@ -212,11 +213,13 @@ def _across_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _oos(data: Dataset, rows: np.ndarray, risk: np.ndarray, reward: np.ndarray,
-         prob: dict[str, np.ndarray]) -> OutOfSample:
+         prob: dict[str, np.ndarray], config: DecisionConfig) -> OutOfSample:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = data.returns[rows] / risk[rows]
-    return OutOfSample(rows, data.t0[rows], data.y[rows], data.returns[rows], r,
-                       reward[rows], prob)
+    oos = OutOfSample(rows, data.t0[rows], data.y[rows], data.returns[rows], r,
+                      reward[rows], prob)
+    oos.taken = _decisions(oos, prob["model_calibrated"], config)
+    return oos
 
 
 def nested_evaluate(
@@ -267,17 +270,17 @@ def nested_evaluate(
     fold_parts = results[:-1]
     wf_rows = np.concatenate([test for _, test in outer])
     wf = _oos(data, wf_rows, risk, reward,
-              {w: np.concatenate([p[w] for p, _, _ in fold_parts]) for w in WHO})
+              {w: np.concatenate([p[w] for p, _, _ in fold_parts]) for w in WHO}, config)
     folds = []
     for k, ((_, test), (prob, summary, _)) in enumerate(zip(outer, fold_parts, strict=True)):
-        part = _oos(data, test, risk, reward, prob)
+        part = _oos(data, test, risk, reward, prob, config)
         folds.append({"fold": k, **summary, **{
             w: classification_metrics(part.y, prob[w], taken=(
                 np.ones(test.size, dtype=bool) if w == "always_take"
                 else _decisions(part, prob[w], config))) for w in WHO}})
     hold_train, hold_test = windows[-1]
     hold_prob, hold_summary, hold_booster = results[-1]
-    hold = _oos(data, hold_test, risk, reward, hold_prob)
+    hold = _oos(data, hold_test, risk, reward, hold_prob, config)
 
     gains = np.mean([_gain(b, names) for _, _, b in fold_parts], axis=0)
     shap = np.concatenate([np.abs(shap_values(b, values[test], names))
@@ -300,3 +303,37 @@ def nested_evaluate(
         },
     }
     return NestedEvaluation(report, wf, hold)
+
+
+def _pm(m: dict[str, Any] | None, spec: str = ".4f") -> str:
+    if not m or m.get("mean") is None:
+        return "-"
+    se = m.get("se")
+    return f"{m['mean']:{spec}}" + ("" if se is None else f" ± {se:{spec.lstrip('+')}}")
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The report as text for a terminal: metrics ± SE, paired differences, taken vs all."""
+    lines = [f"{report['protocol']}: {report['algorithm']}, {report['n_samples']} signals, "
+             f"{report['n_splits']} outer x {report['inner_splits']} inner folds, "
+             f"{report['n_trials']} trials, embargo {report['embargo_seconds'] / 3600:g} h; "
+             f"decision: {report['decision']['rule']}"]
+    keys = ("roc_auc", "log_loss", "brier", "accuracy", "precision", "share_taken")
+    for title, part in (("walk-forward test folds", report), ("final hold-out",
+                                                                report["holdout"])):
+        lines += ["", f"{title} ({part['count']} rows, base rate "
+                      f"{part['always_take']['base_rate']:.3f})",
+                  f"  {'':<17}" + "".join(f"{k:>18}" for k in keys)]
+        for who in WHO:
+            m = part[who]
+            lines.append(f"  {who:<17}" + "".join(
+                f"{_pm({'mean': m[k], 'se': m[k + '_se']}, '.3f'):>18}" for k in keys))
+        for who, refs in part["paired"].items():
+            for ref, diff in refs.items():
+                lines.append(f"  {who} minus {ref[3:]}: log loss {_pm(diff['log_loss'], '+.4f')}"
+                             f", Brier {_pm(diff['brier'], '+.4f')} (paired, per row)")
+        tv = part["taken_vs_all"]
+        lines.append(f"  taken {tv['taken']['count']}/{part['count']}: mean "
+                     f"{_pm(tv['taken']['mean_r'], '+.3f')} R against "
+                     f"{_pm(tv['all']['mean_r'], '+.3f')} R for all signals")
+    return lines
