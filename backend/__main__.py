@@ -136,34 +136,54 @@ def _train(argv: list[str]) -> int:
 
 def _evaluate(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m backend evaluate",
-                                description="Out-of-sample report (purged walk-forward CV) "
-                                            "with baselines; registers nothing.")
+                                description="Nested out-of-sample report: each purged "
+                                            "walk-forward fold and the final hold-out tuned "
+                                            "on its own training rows only, beside the "
+                                            "baselines; registers nothing.")
     _data_args(p)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--plots", metavar="DIR", default=None,
+                   help="write reliability.png and cumulative_r.png into DIR")
+    p.add_argument("--splits", type=int, default=5, help="outer walk-forward folds")
+    p.add_argument("--inner-splits", type=int, default=5, help="inner (tuning) folds")
+    p.add_argument("--costs-r", type=float, default=0.0, help="round-trip costs in R")
+    p.add_argument("--margin-r", type=float, default=0.0,
+                   help="expected R a signal must exceed to be taken")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="probability override of the expected-value rule (default: "
+                        "TML_DECISION_THRESHOLD when set)")
     args = p.parse_args(argv)
     from backend.db.errors import DatabaseError
     from backend.ml.candles import CandleError
-    from backend.ml.model_trainer import ModelTrainer
+    from backend.ml.evaluation import DecisionConfig, nested_evaluate, summary_lines
 
     try:
         system = _system(need_db=args.from_db)
         data = _load_data(args, system)
         s = system.settings
-        trainer = ModelTrainer(algorithm=args.algorithm,
-                               n_trials=args.trials if args.trials is not None else s.train_trials,
-                               seed=args.seed if args.seed is not None else s.train_seed,
-                               threshold=s.decision_threshold, show_progress=not args.json)
-        trainer.fit(data.X, data.y, data.t0, data.t1)
+        threshold = args.threshold
+        if threshold is None and "decision_threshold" in s.model_fields_set:
+            threshold = s.decision_threshold  # set explicitly: the override stays in force
+        result = nested_evaluate(
+            data, algorithm=args.algorithm,
+            n_trials=args.trials if args.trials is not None else s.train_trials,
+            seed=args.seed if args.seed is not None else s.train_seed,
+            n_splits=args.splits, inner_splits=args.inner_splits,
+            decision=DecisionConfig(costs_r=args.costs_r, margin_r=args.margin_r,
+                                    threshold=threshold),
+            show_progress=True)
+        if args.plots:
+            from backend.ml.evaluation_plots import write_plots
+
+            for path in write_plots(result, args.plots):
+                print(f"wrote {path}", file=sys.stderr)
     except (CandleError, DatabaseError, ValueError) as exc:
         return _fail(exc)
-    report = trainer.cv_report_
     if args.json:
-        out = {k: report[k] for k in ("model", "always_take", "logistic")}
-        out["n_samples"] = len(data.y)
-        out["folds"] = report.get("folds")
-        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+        sys.stdout.write(orjson.dumps(result.report, option=orjson.OPT_SERIALIZE_NUMPY)
+                         .decode() + "\n")
     else:
-        _print_report({"cross_validation": report})
+        print("\n".join(summary_lines(result.report)))
     return 0
 
 

@@ -26,15 +26,18 @@ def fixed_params(algorithm: str, seed: int) -> dict[str, Any]:
 
 
 def train_booster(
-    algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, feature_names: list[str]
+    algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, feature_names: list[str],
+    weight: np.ndarray | None = None,
 ) -> Booster:
-    """Fit one booster; ``params`` holds ``n_estimators`` plus native parameters."""
+    """Fit one booster; ``params`` holds ``n_estimators`` plus native parameters; ``weight``
+    (shape (n,), optional) weights the rows."""
     native = {k: v for k, v in params.items() if k != "n_estimators"}
     rounds = int(params["n_estimators"])
     if algorithm == "xgboost":
-        data = xgb.DMatrix(X, label=y, feature_names=feature_names, nthread=1)
+        data = xgb.DMatrix(X, label=y, weight=weight, feature_names=feature_names, nthread=1)
         return xgb.train(native, data, num_boost_round=rounds)
-    data = lgb.Dataset(X, label=y, feature_name=feature_names, params={"verbosity": -1})
+    data = lgb.Dataset(X, label=y, weight=weight, feature_name=feature_names,
+                       params={"verbosity": -1})
     return lgb.train(native, data, num_boost_round=rounds)
 
 

@@ -211,3 +211,120 @@ def reference_distribution(X: pd.DataFrame, bins: int = 10) -> dict[str, dict[st
             "count": int(column.size),
         }
     return reference
+
+
+# --- standard errors, paired differences, reliability (numpy only) ------------------------
+
+
+def row_log_loss(y_true: ArrayLike, prob: ArrayLike) -> np.ndarray:
+    """Per-row log loss, shape (n,); probabilities clipped as in the pooled figure."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.clip(np.asarray(prob, dtype=np.float64), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def row_brier(y_true: ArrayLike, prob: ArrayLike) -> np.ndarray:
+    """Per-row squared error of the probability, shape (n,)."""
+    return (np.asarray(prob, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)) ** 2
+
+
+def mean_se(values: ArrayLike) -> dict[str, float | int | None]:
+    """``{"mean", "se", "n"}`` of per-row values (rows taken as independent).
+
+    Overlapping label windows make neighbouring rows correlated, so this standard error
+    understates the noise; it is the usual first-order figure.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        return {"mean": None, "se": None, "n": 0}
+    se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
+    return {"mean": float(v.mean()), "se": se, "n": int(v.size)}
+
+
+def proportion_se(share: float | None, n: int) -> float | None:
+    """Binomial standard error sqrt(p (1 - p) / n) of a share over n rows."""
+    if share is None or n == 0:
+        return None
+    return float(np.sqrt(share * (1.0 - share) / n))
+
+
+def auc_se(auc: float | None, y_true: ArrayLike) -> float | None:
+    """Hanley & McNeil (1982) standard error of a ROC AUC."""
+    y = np.asarray(y_true)
+    n1, n0 = int(y.sum()), int(y.size - y.sum())
+    if auc is None or n1 == 0 or n0 == 0:
+        return None
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)
+    return float(np.sqrt(max(var, 0.0)))
+
+
+def with_standard_errors(metrics: dict[str, Any], y_true: ArrayLike, prob: ArrayLike,
+                         taken: ArrayLike) -> dict[str, Any]:
+    """``metrics`` (from :func:`classification_metrics`) plus ``<name>_se`` for each figure.
+
+    Per row: binomial SEs for base rate, accuracy, precision (over the taken rows), recall
+    (over the positives) and the share taken; the SE of the row mean for log loss and
+    Brier; Hanley & McNeil for ROC AUC. Also adds ``share_taken``.
+    """
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(prob, dtype=np.float64)
+    decided = np.asarray(taken, dtype=bool)
+    n = int(y.size)
+    out = dict(metrics)
+    out["share_taken"] = float(decided.mean()) if n else None
+    out["base_rate_se"] = proportion_se(metrics["base_rate"], n)
+    out["accuracy_se"] = proportion_se(metrics["accuracy"], n)
+    out["precision_se"] = proportion_se(metrics["precision"], int(decided.sum()))
+    out["recall_se"] = proportion_se(metrics["recall"], int(y.sum()))
+    out["share_taken_se"] = proportion_se(out["share_taken"], n)
+    out["roc_auc_se"] = auc_se(metrics["roc_auc"], y)
+    out["log_loss_se"] = mean_se(row_log_loss(y, p))["se"]
+    out["brier_se"] = mean_se(row_brier(y, p))["se"]
+    return out
+
+
+def paired_difference(y_true: ArrayLike, prob: ArrayLike, reference: ArrayLike
+                      ) -> dict[str, dict[str, float | int | None]]:
+    """Per-row log loss and Brier of ``prob`` minus those of ``reference`` on the same rows.
+
+    Returns ``{"log_loss": {"mean", "se", "n"}, "brier": {...}}``; negative means ``prob``
+    is better. Pairing removes the noise both share (the same hard rows), so the SE of the
+    difference is far smaller than the SEs of the two figures apart.
+    """
+    return {
+        "log_loss": mean_se(row_log_loss(y_true, prob) - row_log_loss(y_true, reference)),
+        "brier": mean_se(row_brier(y_true, prob) - row_brier(y_true, reference)),
+    }
+
+
+def reliability_table(y_true: ArrayLike, prob: ArrayLike, *, bins: int = 10
+                      ) -> list[dict[str, float | int | None]]:
+    """Calibration bins over [0, 1] of equal width; empty bins are left out.
+
+    Each bin: ``lower``, ``upper``, ``count``, ``mean_predicted``, ``observed_rate`` and
+    ``observed_se`` (binomial, from the bin's mean prediction, so an empty-class bin still
+    gets an honest spread; None for a single row). A calibrated model has observed rates
+    within about two SEs of the mean predictions.
+    """
+    if bins < 1:
+        raise ValueError(f"bins: need at least 1, got {bins}")
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(prob, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # bin i holds [edges[i], edges[i+1]); 1.0 joins the last bin
+    index = np.minimum(np.searchsorted(edges, p, side="right") - 1, bins - 1)
+    table = []
+    for i in range(bins):
+        rows = index == i
+        count = int(rows.sum())
+        if count == 0:
+            continue
+        predicted = float(p[rows].mean())
+        table.append({
+            "lower": float(edges[i]), "upper": float(edges[i + 1]), "count": count,
+            "mean_predicted": predicted, "observed_rate": float(y[rows].mean()),
+            "observed_se": (float(np.sqrt(predicted * (1 - predicted) / count))
+                            if count > 1 else None),
+        })
+    return table

@@ -16,14 +16,11 @@ import optuna
 import pandas as pd
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from tqdm import tqdm
 
 from backend.ml import validation
+from backend.ml.baselines import always_take, logistic_baseline
 from backend.ml.boosters import (
     ALGORITHMS,
     ARTIFACT_FORMATS,
@@ -33,86 +30,23 @@ from backend.ml.boosters import (
     predict_booster,
     train_booster,
 )
-from backend.ml.metrics import PROBABILITY_CLIP, classification_metrics, reference_distribution
+from backend.ml.calibration import fit_calibration
+from backend.ml.importance import feature_importance
+from backend.ml.metrics import (
+    classification_metrics,
+    reference_distribution,
+    reliability_table,
+    row_log_loss,
+)
+from backend.ml.search import (
+    SEARCH_SPACE_VERSION,
+    WEIGHTING_KEYS,
+    resolve_storage,
+    suggest_params,
+    suggest_weighting,
+)
+from backend.ml.weights import sample_weights
 from backend.timeutil import utc_datetime
-
-# Bumped whenever suggest_params changes, so shared studies never mix two search spaces.
-SEARCH_SPACE_VERSION = 2
-
-
-def suggest_params(trial: optuna.Trial, algorithm: str) -> dict[str, Any]:
-    """The search space: small and sane for a few hundred to a few thousand signals.
-
-    It reaches down to an almost constant model (20 trees at a learning rate of 0.005, one
-    split or none, leaves of up to 100 hessian units or 200 rows), which predicts about the
-    training base rate: on data with little signal the search can then fall back to the
-    always-take baseline's calibration instead of being forced to overfit.
-    """
-    params: dict[str, Any] = {
-        "n_estimators": trial.suggest_int("n_estimators", 20, 400, log=True),
-        "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.3, log=True),
-    }
-    if algorithm == "xgboost":
-        params |= {
-            "max_depth": trial.suggest_int("max_depth", 1, 6),
-            "subsample": trial.suggest_float("subsample", 0.6, 1.0),
-            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
-            "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 100.0, log=True),
-            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 100.0, log=True),
-        }
-    else:
-        params |= {
-            "num_leaves": trial.suggest_int("num_leaves", 2, 48),
-            "bagging_fraction": trial.suggest_float("bagging_fraction", 0.6, 1.0),
-            "feature_fraction": trial.suggest_float("feature_fraction", 0.5, 1.0),
-            "min_child_samples": trial.suggest_int("min_child_samples", 5, 200, log=True),
-            "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 100.0, log=True),
-        }
-    return params
-
-
-def resolve_storage(storage: str | optuna.storages.BaseStorage | None) -> Any:
-    """An Optuna storage from a database URL (shared study) or a storage object.
-
-    Postgres URLs and libpq ``key=value`` strings (the forms ``DATABASE_URL`` takes) are
-    parsed by psycopg itself and handed to SQLAlchemy's psycopg 3 driver, with server-side
-    prepared statements off so Supabase's transaction pooler works. Other SQLAlchemy URLs
-    (e.g. ``sqlite:///study.db``) pass unchanged. For a dependency-free shared study between
-    processes on one machine pass ``journal_storage(path)``.
-    """
-    if storage is None or isinstance(storage, optuna.storages.BaseStorage):
-        return storage
-    url = str(storage)
-    if url.startswith(("postgres://", "postgresql://")) or ("://" not in url and "=" in url):
-        import psycopg
-
-        params: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(url)
-        params["prepare_threshold"] = None
-        return optuna.storages.RDBStorage(
-            "postgresql+psycopg://", engine_kwargs={"connect_args": params}
-        )
-    return optuna.storages.RDBStorage(url)
-
-
-def journal_storage(path: str) -> optuna.storages.JournalStorage:
-    """A file-backed Optuna journal: several processes can share one study through it."""
-    from optuna.storages.journal import JournalFileBackend
-
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-
-
-def _logistic_baseline() -> Any:
-    # NaN -> train-fold median; columns empty in the train fold are kept (filled with 0).
-    return make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True),
-        StandardScaler(),
-        LogisticRegression(max_iter=1000),
-    )
-
-
-def _log_loss(y: np.ndarray, prob: np.ndarray) -> float:
-    p = np.clip(prob, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
 def _as_utc_datetime64(values: ArrayLike, field: str, n: int) -> np.ndarray:
@@ -180,8 +114,19 @@ class ModelTrainer(BaseEstimator):
         imputation, scaling, logistic regression). Keys: "model", "always_take", "logistic"
         (pooled over all test folds), "folds" (list of {"fold", "train_size", "test_size",
         "test_start", "test_end" (first/last test signal, ISO UTC), "model", "always_take",
-        "logistic"}), "objective", "threshold", "n_splits", "embargo_seconds", "search".
-        Pooled always-take AUC is not exactly 0.5: its constant differs between folds.
+        "logistic"}), "objective", "threshold", "n_splits", "embargo_seconds", "search",
+        "weighting", "calibration" (``calibration_`` as JSON), "calibration_choice",
+        "reliability" (bins of the out-of-fold probabilities, raw and calibrated) and
+        "feature_importance" (gain and mean |SHAP| on the training rows). The search chose
+        its parameters on these folds ("tuned_on_these_folds"): for an unbiased figure use
+        :func:`backend.ml.evaluation.nested_evaluate`. Pooled always-take AUC is not
+        exactly 0.5: its constant differs between folds.
+    weighting_ : dict
+        The row weighting the search chose: "sample_weight" ("none"/"uniqueness") and
+        "class_weight" ("none"/"balanced").
+    calibration_ : backend.ml.calibration.Calibration
+        Isotonic or sigmoid (chosen by CV), fitted on the out-of-fold probabilities of the
+        chosen parameters; serving applies it to the booster's output.
     feature_names_ : list of str, length n_features
     feature_importance_ : dict of str to float
         Normalised total gain per feature.
@@ -245,28 +190,49 @@ class ModelTrainer(BaseEstimator):
             if np.unique(labels[train_idx]).size < 2:
                 raise ValueError(f"y: training rows of fold {i} hold a single class")
 
-        study = self._optimize(values, labels, names, folds)
+        study = self._optimize(values, labels, names, folds, start, end)
         best = dict(study.best_trial.params)
+        weighting = {k: str(best.pop(k)) for k in WEIGHTING_KEYS}
         params = fixed_params(self.algorithm, self.seed) | best
 
         self.study_ = study
         self.best_params_ = best
+        self.weighting_ = weighting
         self.booster_params_ = params
         self.feature_names_ = names
         self.n_samples_ = int(labels.size)
-        self.cv_report_ = self._cross_validate(values, labels, names, folds, params, start, end)
+        self.cv_report_, y_oof, p_oof = self._cross_validate(values, labels, names, folds,
+                                                             params, start, end)
+        # Calibration sees out-of-fold predictions of the chosen parameters only.
+        self.calibration_, choice = fit_calibration(y_oof, p_oof)
         self.cv_report_["search"] = {
             "best_trial": study.best_trial.number,
             "best_value": float(study.best_value),
             "n_complete": sum(t.state.name == "COMPLETE" for t in study.trials),
             "n_pruned": sum(t.state.name == "PRUNED" for t in study.trials),
         }
-        self.booster_ = train_booster(self.algorithm, params, values, labels, names)
+        self.booster_ = train_booster(self.algorithm, params, values, labels, names,
+                                      self._weights(labels, start, end))
         self.feature_importance_ = gain_importance(self.booster_, names)
+        self.cv_report_ |= {
+            "weighting": weighting,
+            "calibration": self.calibration_.to_json(),
+            "calibration_choice": choice,
+            "reliability": {"model": reliability_table(y_oof, p_oof),
+                            "model_calibrated": reliability_table(
+                                y_oof, self.calibration_.apply(p_oof))},
+            "feature_importance": feature_importance(self.booster_, values, names),
+        }
         self.reference_distribution_ = reference_distribution(X)
         self.train_start_ = utc_datetime(start.min())
         self.train_end_ = utc_datetime(end.max())
         return self
+
+    def _weights(self, y: np.ndarray, start: np.ndarray, end: np.ndarray,
+                 weighting: dict[str, str] | None = None) -> np.ndarray | None:
+        w = weighting if weighting is not None else self.weighting_
+        return sample_weights(y, start, end, sample_weight=w["sample_weight"],
+                              class_weight=w["class_weight"])
 
     def _check_params(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -325,15 +291,19 @@ class ModelTrainer(BaseEstimator):
         return f"{self.study_name}-{self.algorithm}-{digest.hexdigest()[:16]}"
 
     def _optimize(
-        self, X: np.ndarray, y: np.ndarray, names: list[str], folds: list
+        self, X: np.ndarray, y: np.ndarray, names: list[str], folds: list,
+        start: np.ndarray, end: np.ndarray,
     ) -> optuna.Study:
         def objective(trial: optuna.Trial) -> float:
             params = fixed_params(self.algorithm, self.seed) | suggest_params(trial, self.algorithm)
+            weighting = suggest_weighting(trial)
             losses: list[float] = []
             for step, (train_idx, test_idx) in enumerate(folds):
-                booster = train_booster(self.algorithm, params, X[train_idx], y[train_idx], names)
+                weight = self._weights(y[train_idx], start[train_idx], end[train_idx], weighting)
+                booster = train_booster(self.algorithm, params, X[train_idx], y[train_idx], names,
+                                        weight)
                 prob = predict_booster(booster, X[test_idx])
-                losses.append(_log_loss(y[test_idx], prob))
+                losses.append(float(row_log_loss(y[test_idx], prob).mean()))
                 # Same folds in the same order for every trial, so running means compare.
                 trial.report(float(np.mean(losses)), step=step)
                 if trial.should_prune():
@@ -371,18 +341,19 @@ class ModelTrainer(BaseEstimator):
     def _cross_validate(
         self, X: np.ndarray, y: np.ndarray, names: list[str], folds: list,
         params: dict[str, Any], start: np.ndarray, end: np.ndarray,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         pooled: dict[str, list[np.ndarray]] = {"model": [], "always_take": [], "logistic": []}
         truths: list[np.ndarray] = []
         fold_reports = []
         for i, (train_idx, test_idx) in enumerate(folds):
             X_train, y_train, X_test, y_test = X[train_idx], y[train_idx], X[test_idx], y[test_idx]
-            booster = train_booster(self.algorithm, params, X_train, y_train, names)
-            logistic = _logistic_baseline().fit(X_train, y_train)
+            booster = train_booster(self.algorithm, params, X_train, y_train, names,
+                                    self._weights(y_train, start[train_idx], end[train_idx]))
+            logistic = logistic_baseline().fit(X_train, y_train)
             probs = {
                 "model": predict_booster(booster, X_test),
                 # always take; its probability is the base rate the training fold shows
-                "always_take": np.full(y_test.size, y_train.mean()),
+                "always_take": always_take(y_train, y_test.size),
                 "logistic": logistic.predict_proba(X_test)[:, 1],
             }
             report: dict[str, Any] = {
@@ -400,6 +371,8 @@ class ModelTrainer(BaseEstimator):
         y_oos = np.concatenate(truths)
         embargo = validation.resolve_embargo(start, end, self.embargo)
         return {
+            # The search chose its parameters on these very folds: optimistic for the model.
+            "tuned_on_these_folds": True,
             "objective": "log_loss",
             "threshold": float(self.threshold),
             "n_splits": len(folds),
@@ -407,7 +380,7 @@ class ModelTrainer(BaseEstimator):
             **{key: self._score(y_oos, np.concatenate(parts), always=key == "always_take")
                for key, parts in pooled.items()},
             "folds": fold_reports,
-        }
+        }, y_oos, np.concatenate(pooled["model"])
 
     def _score(self, y: np.ndarray, prob: np.ndarray, *, always: bool) -> dict[str, Any]:
         taken = np.ones(y.size, dtype=bool) if always else None

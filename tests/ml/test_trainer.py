@@ -19,7 +19,8 @@ from sklearn.exceptions import NotFittedError
 from backend.ml.boosters import fixed_params, predict_booster, train_booster
 from backend.ml.candles import load_candles_file, sample_candles_path
 from backend.ml.dataset import build_dataset
-from backend.ml.model_trainer import ModelTrainer, journal_storage, suggest_params
+from backend.ml.model_trainer import ModelTrainer
+from backend.ml.search import journal_storage, suggest_params
 from tests.utils.synthetic import planted_signals
 
 
