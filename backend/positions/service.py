@@ -9,8 +9,11 @@ at all, and reporting it again changes nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import psycopg
 
 from backend.api.schemas.candles import candles_to_arrays
@@ -22,14 +25,18 @@ from backend.api.schemas.exits import (
 )
 from backend.db import position_exits, predictions, trade_features
 from backend.db.position_exits import PositionExitRow
-from backend.positions.params import ProbabilityProvider, params_to_dict
+from backend.positions.params import ProbabilityProvider, model_max_bars, params_to_dict
 from backend.positions.policies import get_policy
 from backend.positions.state import PositionError, PositionState, observe
 
 
 def evaluate(req: ExitEvaluateRequest, *,
-             probability_provider: ProbabilityProvider | None = None) -> ExitEvaluateResponse:
+             probability_provider: ProbabilityProvider | None = None,
+             model_barrier: Mapping[str, Any] | None = None) -> ExitEvaluateResponse:
     """Advice for the open position at the close of the last candle.
+
+    With `model_barrier` (the barrier stored with the model in use), ``max_bars`` defaults
+    to the model's horizon in bars of the candles sent, so the exit follows the labels.
 
     Raises
     ------
@@ -39,7 +46,11 @@ def evaluate(req: ExitEvaluateRequest, *,
         Invalid policy parameters, or ``ml_exit`` without a probability provider.
     """
     candles = candles_to_arrays(req.candles, field="candles")
-    name, policy, params = get_policy(req.policy, req.params)
+    max_bars = None
+    if model_barrier is not None:
+        spacing = float(np.median(np.diff(candles.time))) if len(candles) > 1 else None
+        max_bars = model_max_bars(model_barrier, bar_seconds=spacing)
+    name, policy, params = get_policy(req.policy, req.params, max_bars=max_bars)
     if name == "ml_exit" and probability_provider is not None:
         params = type(params)(**{**params_to_dict(params), "provider": probability_provider})
     state = PositionState(
