@@ -50,6 +50,14 @@ def train_on_cluster(client: Any, algorithm: str, params: dict[str, Any], X: np.
                      y: np.ndarray, feature_names: list[str]) -> boosters.Booster:
     """The booster :func:`backend.ml.boosters.train_booster` would fit, fitted on the
     cluster (data-parallel over the workers); returned as a local booster."""
+    # the client is not the process default (set_as_default=False), but the libraries
+    # look one up while building and persisting the partitions
+    with client.as_current():
+        return _train(client, algorithm, params, X, y, feature_names)
+
+
+def _train(client: Any, algorithm: str, params: dict[str, Any], X: np.ndarray,
+           y: np.ndarray, feature_names: list[str]) -> boosters.Booster:
     native = {k: v for k, v in params.items() if k != "n_estimators"}
     rounds = int(params["n_estimators"])
     dX, dy = _partitions(client, np.asarray(X, dtype=np.float64), np.asarray(y))
