@@ -63,7 +63,7 @@ def test_flags_fill_in_and_must_not_contradict_names(pool_dir: Path, tmp_path: P
     assert (one.symbol, one.timeframe) == ("", "")
     [one] = candle_files([plain], symbol="EURUSD", timeframe="1h")
     assert (one.symbol, one.timeframe) == ("EURUSD", "1h")
-    with pytest.raises(CandleError, match="eurusd.csv: no symbol and timeframe; name the file"):
+    with pytest.raises(CandleError, match=r"eurusd\.csv: no symbol and timeframe; name the file"):
         candle_files([plain, pool_dir / "GOOG-1d.csv"])
     with pytest.raises(CandleError, match="the name says timeframe '1d' but --timeframe says"):
         candle_files([pool_dir / "GOOG-1d.csv"], timeframe="1h")
