@@ -26,13 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
-import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from backend.ml.candle_files import candle_files  # noqa: E402
 from backend.ml.candles import load_candles_file, sample_candles_path  # noqa: E402
 from backend.ml.dataset import build_pooled_dataset  # noqa: E402
-from backend.ml.model_trainer import ModelTrainer  # noqa: E402
 
 
 def stitched(frame: pd.DataFrame, offset: int, length: int, freq: str) -> pd.DataFrame:
@@ -71,6 +69,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--algorithms", nargs="+", default=["xgboost", "lightgbm"])
     args = parser.parse_args()
+    # Imported here, not at the top: the dataset workers are spawned processes that import
+    # this module again, and need none of the training stack.
+    import optuna
+
+    from backend.ml.model_trainer import ModelTrainer
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
