@@ -32,6 +32,7 @@ from backend.db.batch_writer import IN_MEMORY_KEY
 from backend.db.errors import Conflict, DatabaseError, translate
 from backend.db.ids import uuid7
 from backend.ml import performance_tracker, registry
+from backend.ml.barrier_spec import Barrier
 from backend.ml.boosters import predict_booster
 from backend.ml.candles import Candles
 from backend.ml.contributions import add_contributions
@@ -318,7 +319,10 @@ class MLSystem:
     # ---- training ----------------------------------------------------------------------
     def dataset_from_candles(self, candles: Candles, *, strategies: Sequence[str] | None = None,
                              symbol: str = "", timeframe: str = "") -> Dataset:
-        kwargs: dict[str, Any] = {"extractor": self.extractor}
+        # the barrier of the settings (TML_BARRIER_*), its horizon in bars of `timeframe`
+        kwargs: dict[str, Any] = {"extractor": self.extractor, "symbol": symbol,
+                                  "timeframe": timeframe,
+                                  "barrier": Barrier.from_values(defaults=self.settings)}
         if strategies:
             kwargs["strategies"] = list(strategies)
         return build_dataset(candles, **kwargs)
