@@ -58,9 +58,23 @@ def _serve(argv: list[str]) -> int:
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--candles", help="CSV, Parquet or Feather OHLCV file")
-    p.add_argument("--symbol", default=None)
-    p.add_argument("--timeframe", default=None)
+    p.add_argument("--candles", nargs="+", metavar="FILE_OR_DIR",
+                   help="CSV, Parquet or Feather OHLCV files, or directories of them; several "
+                        "are pooled into one dataset. Names give symbol and timeframe "
+                        "(BTC_USDT-5m.feather, EURUSD-1h.csv)")
+    p.add_argument("--symbol", default=None, help="symbol of files whose name gives none")
+    p.add_argument("--timeframe", default=None,
+                   help="timeframe (5m, 1h, 1d) of files whose name gives none")
+    p.add_argument("--tp-atr", type=float, default=None,
+                   help="take-profit barrier in ATR (default TML_BARRIER_TP_ATR)")
+    p.add_argument("--sl-atr", type=float, default=None,
+                   help="stop barrier in ATR (default TML_BARRIER_SL_ATR)")
+    p.add_argument("--horizon", default=None,
+                   help="time barrier: bars (24) or a duration turned into bars per "
+                        "timeframe (2d, 36h) (default TML_BARRIER_HORIZON)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes building the datasets of several files "
+                        "(default TML_DATASET_WORKERS, else one per CPU)")
     p.add_argument("--strategy", action="append", default=None,
                    help="base strategy (repeatable; default: all)")
     p.add_argument("--from-db", action="store_true",
@@ -88,17 +102,24 @@ def _system(need_db: bool) -> Any:
 
 
 def _load_data(args: argparse.Namespace, system: Any) -> Any:
-    from backend.ml.candles import load_candles_file
+    from backend.ml.barrier_spec import Barrier
+    from backend.ml.candle_files import candle_files
+    from backend.ml.dataset import build_pooled_dataset
     from backend.ml.labeling import STRATEGIES
     from backend.ml.ml_system import concat_datasets
 
     for s in args.strategy or []:
         if s not in STRATEGIES:
             raise ValueError(f"unknown strategy {s!r}; known: {', '.join(sorted(STRATEGIES))}")
+    settings = system.settings
+    barrier = Barrier.from_values(tp_atr=args.tp_atr, sl_atr=args.sl_atr,
+                                  horizon=args.horizon, defaults=settings)
     parts = []
     if args.candles:
-        parts.append(system.dataset_from_candles(load_candles_file(args.candles),
-                                                 strategies=args.strategy))
+        files = candle_files(args.candles, symbol=args.symbol, timeframe=args.timeframe)
+        parts.append(build_pooled_dataset(
+            files, strategies=args.strategy, barrier=barrier, extractor=system.extractor,
+            workers=args.workers if args.workers is not None else settings.dataset_workers))
     if args.from_db:
         parts.append(system.dataset_from_database(symbol=args.symbol,
                                                   timeframe=args.timeframe))
@@ -155,6 +176,7 @@ def _evaluate(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from backend.db.errors import DatabaseError
     from backend.ml.candles import CandleError
+    from backend.ml.dask_training import on_cluster
     from backend.ml.evaluation import DecisionConfig, nested_evaluate, summary_lines
 
     try:
@@ -164,14 +186,17 @@ def _evaluate(argv: list[str]) -> int:
         threshold = args.threshold
         if threshold is None and "decision_threshold" in s.model_fields_set:
             threshold = s.decision_threshold  # set explicitly: the override stays in force
-        result = nested_evaluate(
-            data, algorithm=args.algorithm,
-            n_trials=args.trials if args.trials is not None else s.train_trials,
-            seed=args.seed if args.seed is not None else s.train_seed,
-            n_splits=args.splits, inner_splits=args.inner_splits,
-            decision=DecisionConfig(costs_r=args.costs_r, margin_r=args.margin_r,
-                                    threshold=threshold),
-            show_progress=True)
+        with on_cluster(s.dask_scheduler):  # unset: boosters fit in process
+            result = nested_evaluate(
+                data, algorithm=args.algorithm,
+                n_trials=args.trials if args.trials is not None else s.train_trials,
+                seed=args.seed if args.seed is not None else s.train_seed,
+                n_splits=args.splits, inner_splits=args.inner_splits,
+                decision=DecisionConfig(tp_atr=data.barrier["tp_atr"],
+                                        sl_atr=data.barrier["sl_atr"],
+                                        costs_r=args.costs_r, margin_r=args.margin_r,
+                                        threshold=threshold),
+                show_progress=True)
         if args.plots:
             from backend.ml.evaluation_plots import write_plots
 
@@ -180,7 +205,9 @@ def _evaluate(argv: list[str]) -> int:
     except (CandleError, DatabaseError, ValueError) as exc:
         return _fail(exc)
     if args.json:
-        sys.stdout.write(orjson.dumps(result.report, option=orjson.OPT_SERIALIZE_NUMPY)
+        report = dict(result.report)
+        report["barrier"] = data.barrier
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_SERIALIZE_NUMPY)
                          .decode() + "\n")
     else:
         print("\n".join(summary_lines(result.report)))

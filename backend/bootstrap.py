@@ -29,7 +29,8 @@ def bootstrap_model(system: MLSystem) -> None:
             print(f"No active model: training a bootstrap model on {Path(path).name} "
                   f"({s.bootstrap_trials} Optuna trials)...", file=sys.stderr, flush=True)
             candles = load_candles_file(path)
-            data = system.dataset_from_candles(candles)
+            data = system.dataset_from_candles(candles, symbol=s.bootstrap_symbol,
+                                               timeframe=s.bootstrap_timeframe)
             outcome = system.train(data, trials=s.bootstrap_trials, show_progress=True,
                                    notes=f"bootstrap from {Path(path).name}")
             m = outcome.holdout.get("model", {})

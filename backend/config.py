@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backend.positions.barriers import DEFAULT_MAX_BARS, DEFAULT_SL_ATR, DEFAULT_TP_ATR
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TML_", extra="ignore",
@@ -72,9 +74,26 @@ class Settings(BaseSettings):
     train_seed: int = 42
     optuna_storage: SecretStr | None = None  # e.g. the same Postgres URL: shared studies
     optuna_study: str | None = None  # with a storage: workers with one name tune one study
+    # triple barrier of bootstrap labels: take-profit and stop in ATR; the horizon in bars
+    # ("24") or as a duration turned into bars of each file's timeframe ("2d", "36h")
+    barrier_tp_atr: float = Field(default=DEFAULT_TP_ATR, gt=0)
+    barrier_sl_atr: float = Field(default=DEFAULT_SL_ATR, gt=0)
+    barrier_horizon: str = str(DEFAULT_MAX_BARS)
+    dataset_workers: int | None = Field(default=None, ge=1)  # processes; None: one per CPU
+    # a Dask scheduler address ("tcp://host:8786"): boosters train on that cluster
+    # (xgboost.dask / lightgbm.dask); unset: in this process
+    dask_scheduler: str | None = None
 
     # --- performance tracker ------------------------------------------------------------
     tracker_interval_seconds: float = 300.0
+
+    @field_validator("barrier_horizon")
+    @classmethod
+    def _horizon(cls, value: str) -> str:
+        from backend.ml.barrier_spec import parse_horizon
+
+        parse_horizon(value)  # bars or a duration; a typo fails at start-up
+        return value.strip()
 
     @field_validator("db_prepare_threshold", mode="before")
     @classmethod

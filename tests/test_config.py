@@ -54,6 +54,11 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "tracker_interval_seconds": ("30", 30.0),
     "fast_path": ("false", False),
     "optuna_study": ("eurusd-shared", "eurusd-shared"),
+    "barrier_tp_atr": ("3", 3.0),
+    "barrier_sl_atr": ("1.5", 1.5),
+    "barrier_horizon": ("2d", "2d"),
+    "dataset_workers": ("3", 3),
+    "dask_scheduler": ("tcp://dask.example:8786", "tcp://dask.example:8786"),
 }
 SECRETS = ("database_url", "bot_api_keys", "admin_api_keys", "optuna_storage")
 

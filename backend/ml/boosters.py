@@ -14,6 +14,16 @@ import xgboost as xgb
 ALGORITHMS = ("xgboost", "lightgbm")
 ARTIFACT_FORMATS = {"xgboost": "xgboost-ubj", "lightgbm": "lightgbm-text"}
 Booster = xgb.Booster | lgb.Booster
+# A distributed.Client while backend.ml.dask_training.on_cluster is active, else None.
+# Process-wide (not a ContextVar): Optuna's n_jobs threads must see it too.
+_cluster: Any = None
+
+
+def set_cluster(client: Any) -> Any:
+    """Fit boosters on this Dask client from now on (None: in process); returns the old."""
+    global _cluster
+    previous, _cluster = _cluster, client
+    return previous
 
 
 def fixed_params(algorithm: str, seed: int) -> dict[str, Any]:
@@ -30,7 +40,13 @@ def train_booster(
     weight: np.ndarray | None = None,
 ) -> Booster:
     """Fit one booster; ``params`` holds ``n_estimators`` plus native parameters; ``weight``
-    (shape (n,), optional) weights the rows."""
+    (shape (n,), optional) weights the rows.
+
+    Inside ``backend.ml.dask_training.on_cluster`` the fit runs on that Dask cluster."""
+    if _cluster is not None:
+        from backend.ml.dask_training import train_on_cluster
+
+        return train_on_cluster(_cluster, algorithm, params, X, y, feature_names, weight)
     native = {k: v for k, v in params.items() if k != "n_estimators"}
     rounds = int(params["n_estimators"])
     if algorithm == "xgboost":

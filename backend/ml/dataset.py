@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from backend.ml.barrier_spec import Barrier, merge_records
+from backend.ml.candle_files import CandleFile, load_candle_file
 from backend.ml.candles import Candles
 from backend.ml.feature_extractor import FeatureExtractor, side_sign
 from backend.ml.labeling import (
@@ -38,7 +43,9 @@ class Dataset:
     t1 : ndarray of datetime64[ns], shape (n,), label window ends (UTC), >= t0.
     returns : ndarray of float64, shape (n,), side-signed trade returns (NaN when unknown).
     meta : DataFrame (n, ...), at least ``strategy``, ``side`` (+1/-1), ``symbol``,
-        ``source`` ('candles' or 'outcome').
+        ``timeframe``, ``source`` ('candles' or 'outcome').
+    barrier : dict or None, the triple barrier of the candle labels
+        (:meth:`backend.ml.barrier_spec.Barrier.record`); None for outcomes only.
     """
 
     X: pd.DataFrame
@@ -47,6 +54,7 @@ class Dataset:
     t1: np.ndarray
     returns: np.ndarray
     meta: pd.DataFrame
+    barrier: dict[str, Any] | None = field(default=None)
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -72,11 +80,13 @@ class Dataset:
         """Rows at positions `idx` (e.g. a CV fold), in the given order."""
         idx = np.asarray(idx, dtype=np.int64)
         return Dataset(self.X.iloc[idx], self.y[idx], self.t0[idx], self.t1[idx],
-                       self.returns[idx], self.meta.iloc[idx])
+                       self.returns[idx], self.meta.iloc[idx], self.barrier)
 
     @classmethod
     def concat(cls, parts: Sequence[Dataset]) -> Dataset:
-        """One dataset from several (e.g. bootstrap + real outcomes), re-sorted by ``t0``."""
+        """One dataset from several (e.g. bootstrap + real outcomes, or several candle
+        files), re-sorted by ``t0``; ties keep the order of `parts`. Candle parts must share
+        one barrier setting."""
         if not parts:
             raise ValueError("parts: need at least one dataset")
         columns = list(parts[0].X.columns)
@@ -90,6 +100,7 @@ class Dataset:
             np.concatenate([p.t1 for p in parts]),
             np.concatenate([p.returns for p in parts]),
             pd.concat([p.meta for p in parts], ignore_index=True),
+            merge_records(p.barrier for p in parts),
         )
         return merged.subset(np.argsort(merged.t0, kind="stable"))
 
@@ -99,7 +110,8 @@ def build_dataset(candles: Candles, *, strategies: Sequence[str] | None = None,
                   tp_atr: float = DEFAULT_TP_ATR, sl_atr: float = DEFAULT_SL_ATR,
                   max_bars: int = DEFAULT_MAX_BARS, atr_period: int = DEFAULT_ATR_PERIOD,
                   symbol: str = "", timeframe: str = "",
-                  strategy_params: Mapping[str, Mapping[str, Any]] | None = None) -> Dataset:
+                  strategy_params: Mapping[str, Mapping[str, Any]] | None = None,
+                  barrier: Barrier | None = None) -> Dataset:
     """Bootstrap dataset: run base strategies over `candles`, label by triple barrier.
 
     Signals whose features see fewer than ``extractor.window`` candles are dropped: that is
@@ -107,6 +119,10 @@ def build_dataset(candles: Candles, *, strategies: Sequence[str] | None = None,
     later row (and from serving with a full window). Signals whose label window runs past
     the data end are dropped by :func:`~backend.ml.labeling.triple_barrier`. The stop and
     target context features are left missing (NaN): see the comment in the body.
+
+    `barrier` (take-profit, stop, horizon in bars or as a duration turned into bars of
+    `timeframe`) replaces `tp_atr`, `sl_atr`, `max_bars` and `atr_period` when given; the
+    barrier used is recorded in ``Dataset.barrier``.
 
     Returns
     -------
@@ -119,6 +135,10 @@ def build_dataset(candles: Candles, *, strategies: Sequence[str] | None = None,
     unknown = [s for s in names if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"strategies: unknown {unknown}; known: {list(STRATEGIES)}")
+    if barrier is None:
+        barrier = Barrier(tp_atr=tp_atr, sl_atr=sl_atr, horizon=max_bars, atr_period=atr_period)
+    tp_atr, sl_atr, atr_period = barrier.tp_atr, barrier.sl_atr, barrier.atr_period
+    max_bars = barrier.bars(timeframe or None)
     extractor = extractor or FeatureExtractor()
     params = strategy_params or {}
     labelled = []
@@ -148,7 +168,45 @@ def build_dataset(candles: Candles, *, strategies: Sequence[str] | None = None,
     })
     return Dataset(X, rows["label"].to_numpy(), seconds.astype("datetime64[s]"),
                    rows["exit_time"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"),
-                   rows["return"].to_numpy(dtype=float), meta)
+                   rows["return"].to_numpy(dtype=float), meta, barrier.record([timeframe]))
+
+
+def _build_file(f: CandleFile, strategies: Sequence[str] | None, barrier: Barrier,
+                window: int) -> Dataset:
+    """One file's dataset (run in a worker process: module-level, arguments picklable)."""
+    return build_dataset(load_candle_file(f), strategies=strategies,
+                         extractor=FeatureExtractor(window=window), symbol=f.symbol,
+                         timeframe=f.timeframe, barrier=barrier)
+
+
+def build_pooled_dataset(files: Sequence[CandleFile], *,
+                         strategies: Sequence[str] | None = None,
+                         barrier: Barrier | None = None, workers: int | None = None,
+                         extractor: FeatureExtractor | None = None) -> Dataset:
+    """One dataset from several candle files: each labelled with the same barrier (horizon
+    in bars of its own timeframe), then pooled and sorted by ``t0``.
+
+    The features stay symbol-agnostic (returns, ratios to ATR, bounded oscillators);
+    ``meta`` keeps each row's symbol and timeframe, ``t0``/``t1`` its signal time and label
+    end. Files are built in `workers` processes (None: one per CPU, at most one per file;
+    1: in this process). The result does not depend on `workers`: the files are pooled in
+    the order given, and rows with equal ``t0`` keep that order.
+    """
+    if not files:
+        raise ValueError("files: need at least one candle file")
+    barrier = barrier or Barrier()
+    window = (extractor or FeatureExtractor()).window
+    n = min(len(files), workers if workers is not None else os.cpu_count() or 1)
+    if n < 1:
+        raise ValueError(f"workers: must be >= 1, got {workers}")
+    args = [(f, strategies, barrier, window) for f in files]
+    if n == 1:
+        parts = [_build_file(*a) for a in args]
+    else:
+        # spawn, not fork: the server process has threads (writer, watcher, jobs)
+        with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+            parts = list(pool.map(_build_file, *zip(*args, strict=True)))  # input order
+    return parts[0] if len(parts) == 1 else Dataset.concat(parts)
 
 
 def dataset_from_outcomes(rows: Iterable[TradeOutcome], *,

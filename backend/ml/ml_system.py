@@ -32,9 +32,11 @@ from backend.db.errors import Conflict, DatabaseError, translate
 from backend.db.ids import uuid7
 from backend.db.records import JournalRecord
 from backend.ml import performance_tracker, registry
+from backend.ml.barrier_spec import Barrier
 from backend.ml.boosters import predict_booster
 from backend.ml.candles import Candles
 from backend.ml.contributions import add_contributions
+from backend.ml.dask_training import on_cluster
 from backend.ml.dataset import Dataset, build_dataset, dataset_from_outcomes
 from backend.ml.feature_extractor import (
     FEATURE_SET_VERSION,
@@ -317,7 +319,10 @@ class MLSystem:
     # ---- training ----------------------------------------------------------------------
     def dataset_from_candles(self, candles: Candles, *, strategies: Sequence[str] | None = None,
                              symbol: str = "", timeframe: str = "") -> Dataset:
-        kwargs: dict[str, Any] = {"extractor": self.extractor}
+        # the barrier of the settings (TML_BARRIER_*), its horizon in bars of `timeframe`
+        kwargs: dict[str, Any] = {"extractor": self.extractor, "symbol": symbol,
+                                  "timeframe": timeframe,
+                                  "barrier": Barrier.from_values(defaults=self.settings)}
         if strategies:
             kwargs["strategies"] = list(strategies)
         return build_dataset(candles, **kwargs)
@@ -353,17 +358,18 @@ class MLSystem:
         X_train, X_hold = data.X.iloc[train_idx], data.X.iloc[hold_idx]
         y_train, y_hold = data.y[train_idx], data.y[hold_idx]
         report(0.05, f"tuning {algorithm} on {len(train_idx)} rows")
-        trainer = ModelTrainer(
-            algorithm=algorithm,
-            n_trials=trials if trials is not None else self.settings.train_trials,
-            timeout=self.settings.train_timeout_seconds,
-            seed=seed if seed is not None else self.settings.train_seed,
-            threshold=self.settings.decision_threshold,
-            storage=(self.settings.optuna_storage.get_secret_value()
-                     if self.settings.optuna_storage else None),
-            study_name=self.settings.optuna_study,
-            show_progress=show_progress,
-        ).fit(X_train, y_train, data.t0[train_idx], data.t1[train_idx])
+        with on_cluster(self.settings.dask_scheduler):  # unset: boosters fit in process
+            trainer = ModelTrainer(
+                algorithm=algorithm,
+                n_trials=trials if trials is not None else self.settings.train_trials,
+                timeout=self.settings.train_timeout_seconds,
+                seed=seed if seed is not None else self.settings.train_seed,
+                threshold=self.settings.decision_threshold,
+                storage=(self.settings.optuna_storage.get_secret_value()
+                         if self.settings.optuna_storage else None),
+                study_name=self.settings.optuna_study,
+                show_progress=show_progress,
+            ).fit(X_train, y_train, data.t0[train_idx], data.t1[train_idx])
         report(0.85, "evaluating on the held-out window")
         holdout = self._holdout_report(trainer, X_hold, y_hold, y_train)
         with self._conn() as conn:
@@ -372,7 +378,8 @@ class MLSystem:
             with translate(), conn.transaction():
                 conn.execute(
                     "UPDATE public.ml_models SET metrics = metrics || %s::jsonb WHERE id = %s",
-                    (psycopg.types.json.Jsonb({"holdout": holdout}), row.id))
+                    (psycopg.types.json.Jsonb({"holdout": holdout, "barrier": data.barrier}),
+                     row.id))
             reason = "registered as candidate"
             promoted = False
             if promote:

@@ -4,6 +4,12 @@ A label is known only at the end of its window [t0, t1]. Training on a row whose
 overlaps the test period would train on outcomes that were unknown when the test signals
 fired, so such rows are purged. An embargo widens the purged zone by at least the longest
 label horizon on both sides of the test window.
+
+Purging and the embargo work on time only, never per symbol: in a dataset pooled from
+several symbols and timeframes, a training row of *any* symbol whose label window overlaps
+the test window (widened by the embargo) is purged, because markets move together and a
+label of one symbol known during the test period leaks into the others. The default
+embargo is the longest label horizon of any row (e.g. a daily file's), for all rows.
 """
 
 from __future__ import annotations

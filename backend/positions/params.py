@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from backend.ml.barrier_spec import duration_seconds, horizon_bars
 from backend.ml.candles import Candles
 from backend.positions.barriers import DEFAULT_ATR_PERIOD, DEFAULT_MAX_BARS
 from backend.positions.state import PositionError, PositionState
@@ -176,9 +177,35 @@ PARAM_TYPES: dict[str, type] = {
 }
 
 
-def make_params(policy: str, values: Mapping[str, Any] | None = None) -> Any:
+def model_max_bars(barrier: Mapping[str, Any] | None, *, timeframe: str | None = None,
+                   bar_seconds: float | None = None) -> int:
+    """The time barrier of a model's labels in bars of this position's timeframe.
+
+    `barrier` is what the registry stores with the model (``metrics["barrier"]``, see
+    backend.ml.barrier_spec.Barrier.record); None (no model, or one trained before barriers
+    were stored) gives the shared default. A horizon given as a duration is turned into bars
+    of `timeframe`, else of `bar_seconds` (e.g. the spacing of the candles sent)."""
+    if not barrier:
+        return DEFAULT_MAX_BARS
+    by_timeframe = barrier.get("horizon_bars_by_timeframe") or {}
+    if timeframe and timeframe in by_timeframe:
+        return int(by_timeframe[timeframe])
+    horizon = barrier.get("horizon", DEFAULT_MAX_BARS)
+    if isinstance(horizon, int):
+        return horizon
+    if timeframe:
+        return horizon_bars(horizon, timeframe)
+    if bar_seconds:
+        return max(1, math.floor(duration_seconds(horizon) / bar_seconds + 1e-9))
+    return int(barrier.get("horizon_bars") or DEFAULT_MAX_BARS)
+
+
+def make_params(policy: str, values: Mapping[str, Any] | None = None, *,
+                max_bars: int | None = None) -> Any:
     """Parameters of ``policy`` from a plain mapping (JSON): defaults for missing keys,
-    a :class:`PositionError` naming an unknown key or a bad value."""
+    a :class:`PositionError` naming an unknown key or a bad value. `max_bars`, when given,
+    replaces the default time barrier (e.g. :func:`model_max_bars`); a value in `values`
+    still wins."""
     cls = PARAM_TYPES.get(policy)
     if cls is None:
         raise PositionError("policy", f"unknown policy {policy!r} "
@@ -189,6 +216,8 @@ def make_params(policy: str, values: Mapping[str, Any] | None = None) -> Any:
         if key not in known:
             raise PositionError(f"params.{key}", f"unknown parameter for {policy!r} "
                                 f"(known: {', '.join(sorted(known))})")
+    if max_bars is not None and "max_bars" in known:
+        values.setdefault("max_bars", max_bars)
     return cls(**values)
 
 

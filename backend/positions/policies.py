@@ -206,12 +206,14 @@ POLICIES: dict[str, Policy] = {
 DEFAULT_POLICY = "combined"
 
 
-def get_policy(name: str | None, params: Any = None) -> tuple[str, Policy, Any]:
+def get_policy(name: str | None, params: Any = None, *,
+               max_bars: int | None = None) -> tuple[str, Policy, Any]:
     """(name, function, params) for a policy name (None = the default) and its params,
-    given as a params dataclass, a mapping (JSON) or None (defaults)."""
+    given as a params dataclass, a mapping (JSON) or None (defaults); `max_bars` replaces
+    the default time barrier of a mapping or None (see params.model_max_bars)."""
     name = name or DEFAULT_POLICY
     if name not in POLICIES:
         raise PositionError("policy", f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
     if params is None or isinstance(params, dict):
-        params = make_params(name, params)
+        params = make_params(name, params, max_bars=max_bars)
     return name, POLICIES[name], params

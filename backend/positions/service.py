@@ -9,13 +9,16 @@ transaction (backend.api.routes.exits).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
 from backend.db.position_exits import PositionExitRow
 from backend.ml.candles import Candles
-from backend.positions.params import ProbabilityProvider, params_to_dict
+from backend.positions.params import ProbabilityProvider, model_max_bars, params_to_dict
 from backend.positions.policies import get_policy
 from backend.positions.state import ExitDecision, PositionError, PositionState, observe
 
@@ -72,8 +75,12 @@ class ExitAdvice:
 
 def evaluate(position: OpenPosition, candles: Candles, *, policy: str | None,
              params: dict[str, Any] | None,
-             probability_provider: ProbabilityProvider | None = None) -> ExitAdvice:
+             probability_provider: ProbabilityProvider | None = None,
+             model_barrier: Mapping[str, Any] | None = None) -> ExitAdvice:
     """Advice for the open position at the close of the last candle.
+
+    With `model_barrier` (the barrier stored with the model in use), ``max_bars`` defaults
+    to the model's horizon in bars of the candles sent, so the exit follows the labels.
 
     Raises
     ------
@@ -81,7 +88,11 @@ def evaluate(position: OpenPosition, candles: Candles, *, policy: str | None,
         Invalid policy parameters or position, or ``ml_exit`` without a probability
         provider.
     """
-    name, policy_fn, policy_params = get_policy(policy, params)
+    max_bars = None
+    if model_barrier is not None:
+        spacing = float(np.median(np.diff(candles.time))) if len(candles) > 1 else None
+        max_bars = model_max_bars(model_barrier, bar_seconds=spacing)
+    name, policy_fn, policy_params = get_policy(policy, params, max_bars=max_bars)
     if name == "ml_exit" and probability_provider is not None:
         policy_params = type(policy_params)(**{**params_to_dict(policy_params),
                                                "provider": probability_provider})

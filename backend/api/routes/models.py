@@ -10,9 +10,11 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Upload
 
 from backend.api.deps import AdminScope, BotScope, ConnDep, SystemDep
 from backend.api.errors import BadRequest
-from backend.api.schemas.models import ModelPublic, ModelsPublic, TrainJobAccepted
+from backend.api.schemas.models import ModelPublic, ModelsPublic, TrainBarrier, TrainJobAccepted
 from backend.db import models as models_db
+from backend.ml.barrier_spec import Barrier
 from backend.ml.candles import CandleError, load_candles_file, sample_candles_path
+from backend.ml.dataset import build_dataset
 from backend.ml.labeling import STRATEGIES
 from backend.ml.ml_system import concat_datasets
 
@@ -67,6 +69,9 @@ def train(
     trials: Annotated[int | None, Form(ge=1, le=500)] = None,
     seed: Annotated[int | None, Form(ge=0, le=2**31 - 1)] = None,
     promote: Annotated[bool, Form()] = True,
+    tp_atr: Annotated[float | None, Form(gt=0, le=100)] = None,
+    sl_atr: Annotated[float | None, Form(gt=0, le=100)] = None,
+    horizon: Annotated[str | None, Form(max_length=16)] = None,
 ) -> dict[str, Any]:
     """Start a background training job; poll GET /api/v1/jobs/{id}."""
     content_type = request.headers.get("content-type", "")
@@ -78,6 +83,12 @@ def train(
     for s in chosen or []:
         if s not in STRATEGIES:
             raise BadRequest("strategies", f"unknown strategy {s!r}; known: {sorted(STRATEGIES)}")
+    try:
+        fields = TrainBarrier(tp_atr=tp_atr, sl_atr=sl_atr, horizon=horizon)
+        barrier = Barrier.from_values(**fields.model_dump(), defaults=system.settings)
+        barrier.bars(timeframe)  # a duration needs the timeframe
+    except ValueError as exc:
+        raise BadRequest("horizon", str(exc)) from None
     candles = None
     if file is not None and file.filename:
         suffix = Path(file.filename).suffix.lower()
@@ -94,13 +105,17 @@ def train(
     params = {"algorithm": algorithm, "trials": trials, "seed": seed, "symbol": symbol,
               "timeframe": timeframe, "sample": sample, "use_database": use_database,
               "strategies": chosen, "promote": promote,
-              "file": file.filename if file is not None else None}
+              "file": file.filename if file is not None else None,
+              "barrier": {"tp_atr": barrier.tp_atr, "sl_atr": barrier.sl_atr,
+                          "horizon": barrier.horizon}}
 
     def run(progress: Any) -> dict[str, Any]:
         progress(0.01, "building the dataset")
         parts = []
         if candles is not None:
-            parts.append(system.dataset_from_candles(candles, strategies=chosen))
+            parts.append(build_dataset(candles, strategies=chosen, extractor=system.extractor,
+                                       symbol=symbol or "", timeframe=timeframe or "",
+                                       barrier=barrier))
         if use_database:
             parts.append(system.dataset_from_database(symbol=symbol, timeframe=timeframe))
         data = concat_datasets(parts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 
 
 class ModelPublic(BaseModel):
@@ -32,6 +32,25 @@ class ModelPublic(BaseModel):
 class ModelsPublic(BaseModel):
     data: list[ModelPublic]
     count: int
+
+
+class TrainBarrier(BaseModel):
+    """Barrier fields of a training job (form fields of POST /models/train); unset fields
+    take the settings (TML_BARRIER_TP_ATR, TML_BARRIER_SL_ATR, TML_BARRIER_HORIZON)."""
+
+    tp_atr: float | None = Field(default=None, gt=0, le=100,
+                                 description="Take-profit barrier in ATR")
+    sl_atr: float | None = Field(default=None, gt=0, le=100, description="Stop barrier in ATR")
+    horizon: str | None = Field(default=None, max_length=16,
+                                description="Time barrier: bars ('24') or a duration turned "
+                                            "into bars of the timeframe ('2d', '36h')")
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon(cls, value: str | None) -> str | None:
+        from backend.ml.barrier_spec import parse_horizon
+
+        return None if value is None else str(parse_horizon(value))
 
 
 class TrainJobAccepted(BaseModel):
