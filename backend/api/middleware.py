@@ -7,12 +7,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.api.body import BodyTooLarge, BoundedReceive, declared_too_large, too_large_response
 from backend.api.metrics import Metrics
-from backend.api.responses import FastJSONResponse
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodySizeLimit:
@@ -26,29 +22,15 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await _too_large(send, self.max_bytes)
-                    return
-                break
-        seen = 0
+        if declared_too_large(scope, self.max_bytes):
+            await _too_large(send, self.max_bytes)
+            return
+        bounded = BoundedReceive(receive, self.max_bytes)
         started = False
-        exceeded = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    exceeded = True
-                    raise BodyTooLarge
-            return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            if exceeded:
+            if bounded.exceeded:
                 # FastAPI turns an exception while reading the body into its own 400; the
                 # answer to an oversized (chunked) body is a 413 all the same.
                 if message["type"] == "http.response.start" and not started:
@@ -60,16 +42,10 @@ class BodySizeLimit:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, bounded, tracking_send)
         except BodyTooLarge:
             if not started:
                 await _too_large(send, self.max_bytes)
-
-
-def too_large_response(max_bytes: int) -> FastJSONResponse:
-    return FastJSONResponse({"detail": [{"loc": ["body"], "type": "too_large",
-                                         "msg": f"request body exceeds {max_bytes} bytes"}]},
-                            413)
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:
