@@ -8,7 +8,7 @@ copies, what the FastAPI route runs: the key check (``auth.authenticate``), the 
 (``body.read_body``: the Content-Length pre-check and the streamed count of the
 middleware), validation (``PredictRequest``), the answer (``predictions.Predictions``), the
 error map and 500 answer (``errors``) and the request metrics (``middleware.RequestMetrics``,
-labelled with the FastAPI route). The route stays registered for the OpenAPI schema and
+with the route's label). The route stays registered for the OpenAPI schema and
 serves as the fallback when ``TML_FAST_PATH=false``.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, HTTPException
-from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,15 +43,12 @@ class PredictFastPath:
     def __init__(self, app: ASGIApp, api: FastAPI) -> None:
         self.app = app
         self.api = api
-        self.route = next(r for r in api.routes if isinstance(r, APIRoute)
-                          and r.path == PATH and "POST" in r.methods)
-        self.observed = RequestMetrics(self._serve, api.state.metrics)
+        self.observed = RequestMetrics(self._serve, api.state.metrics, route=PATH)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        scope["route"] = self.route  # what routing would have set: the metrics label
         await self.observed(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -57,11 +57,13 @@ async def _too_large(send: Send, max_bytes: int) -> None:
 
 class RequestMetrics:
     """Counts requests and observes latency per route template (not per raw path, so ids
-    in paths do not explode the label set)."""
+    in paths do not explode the label set). ``route``: the label of an app that serves one
+    route outside FastAPI's routing (the fast path)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, route: str | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,7 +81,6 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            path = self.route or getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.observe_request(path, scope["method"], status,
                                          time.perf_counter() - start)
