@@ -14,11 +14,13 @@ from psycopg_pool import ConnectionPool
 
 from backend import __version__
 from backend.api import fast_path
+from backend.api.answers import AnswerCache
 from backend.api.auth import load_api_keys
 from backend.api.errors import install_error_handlers
 from backend.api.metrics import create_metrics
 from backend.api.middleware import BodySizeLimit, RequestMetrics
 from backend.api.openapi_body import install_body_schemas
+from backend.api.predictions import Predictions
 from backend.api.routes import exits, health, jobs, models, performance, predict
 from backend.config import Settings, get_settings
 from backend.db.errors import DatabaseError
@@ -29,6 +31,7 @@ from backend.db.writer_process import ProcessWriteBehind
 from backend.jobs import JobManager
 from backend.ml.feature_extractor import use_native_features
 from backend.ml.ml_system import MLSystem
+from backend.ml.model_watcher import ModelWatcher
 from backend.ml.registry import ModelIntegrityError
 
 log = logging.getLogger("backend")
@@ -91,9 +94,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(writer.close)
         pool.close()
         raise
-    system.pending_source = writer.pending_records
-    await asyncio.to_thread(system.ensure_recalled)  # or later, once the database answers
-    system.start_watching(url)
+    answers = AnswerCache(connect=system.connection, pending=writer.pending_records,
+                          current_model=lambda: system.predictor.current)
+    app.state.predictions = Predictions(system, writer, answers, app.state.metrics)
+    await asyncio.to_thread(answers.ensure_recalled)  # or later, once the database answers
+
+    def refresh() -> None:
+        system.load_active()
+        answers.ensure_recalled()
+
+    watcher = ModelWatcher(url, poll_seconds=s.model_poll_seconds, refresh=refresh)
+    watcher.start()
     tracker = asyncio.create_task(_track_periodically(system, s.tracker_interval_seconds))
     announce(s, app.state.api_keys, system)
     # Start-up objects (modules, models, TA-Lib state) never die: move them out of the
@@ -110,7 +121,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await tracker
         app.state.jobs.shutdown()
-        system.stop_watching()
+        watcher.stop()
         await asyncio.to_thread(writer.close)
         pool.close()
 

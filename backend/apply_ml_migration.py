@@ -37,18 +37,20 @@ from backend.db.errors import (
     MigrationError,
     translate,
 )
+from backend.db.schema_migrations import (  # noqa: F401 - is_applied: part of this script's API
+    MIGRATION_NAME,
+    MIGRATION_VERSION,
+    is_applied,
+    recorded_checksum,
+)
 
 log = logging.getLogger(__name__)
 
-MIGRATION_VERSION = "20261124000000"  # Supabase CLI style: <UTC timestamp>_<name>.sql
-MIGRATION_NAME = "ml_tables"
 DEFAULT_SQL_PATH = Path(__file__).resolve().parent / "supabase_migration_ml_tables.sql"
 
 # One key for every process applying this migration (hashtextextended is stable across
 # servers and versions, so any replica computes the same lock).
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('backend.apply_ml_migration', 0))"
-RECORDED_CHECKSUM_SQL = "SELECT checksum FROM public.ml_schema_migrations WHERE version = %s"
-MIGRATIONS_TABLE_SQL = "SELECT to_regclass('public.ml_schema_migrations') IS NOT NULL"
 RECORD_SQL = """
 INSERT INTO public.ml_schema_migrations (version, name, checksum)
 VALUES (%s, %s, %s)
@@ -81,16 +83,10 @@ def file_checksum(sql_path: Path | None = None) -> str:
     return hashlib.sha256((sql_path or DEFAULT_SQL_PATH).read_bytes()).hexdigest()
 
 
-def is_applied(conn: psycopg.Connection) -> bool:
-    """Whether this migration's version is recorded (used by /ready)."""
-    with translate():
-        return _recorded_checksum(conn) is not None
-
-
 def migration_status(url: str, *, sql_path: Path | None = None) -> MigrationStatus:
     checksum = file_checksum(sql_path)
     with _connect(url) as conn, translate():
-        recorded = _recorded_checksum(conn)
+        recorded = recorded_checksum(conn)
     return MigrationStatus(
         applied=recorded is not None,
         version=MIGRATION_VERSION,
@@ -114,7 +110,7 @@ def apply_migration(url: str, *, sql_path: Path | None = None) -> MigrationResul
             with conn.transaction():
                 conn.execute(LOCK_SQL)
                 # read after the lock: a replica that waited sees what the first one recorded
-                recorded = _recorded_checksum(conn)
+                recorded = recorded_checksum(conn)
                 if recorded == checksum:
                     return MigrationResult(False, MIGRATION_VERSION, checksum,
                                            f"migration {MIGRATION_VERSION} already applied")
@@ -145,13 +141,6 @@ def _connect(url: str) -> psycopg.Connection:
             raise DatabaseUnavailable(_clean(f"invalid database URL: {exc}", url)) from exc
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(_clean(str(exc).strip(), url)) from exc
-
-
-def _recorded_checksum(conn: psycopg.Connection) -> str | None:
-    if not conn.execute(MIGRATIONS_TABLE_SQL).fetchone()[0]:
-        return None
-    row = conn.execute(RECORDED_CHECKSUM_SQL, (MIGRATION_VERSION,)).fetchone()
-    return row[0] if row else None
 
 
 def _execute_file(conn: psycopg.Connection, text: str, path: Path) -> None:

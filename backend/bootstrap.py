@@ -10,6 +10,7 @@ import orjson
 
 from backend.api.auth import KEY_FILE, ApiKeys
 from backend.config import Settings
+from backend.db.locks import advisory_lock
 from backend.ml.candles import load_candles_file, sample_candles_path
 from backend.ml.ml_system import MLSystem
 
@@ -21,24 +22,21 @@ def bootstrap_model(system: MLSystem) -> None:
     """Train, register and activate a model on the sample candles unless one is active."""
     s = system.settings
     path = s.bootstrap_candles or sample_candles_path(s.bootstrap_symbol)
-    with system.pool.connection() as conn:  # type: ignore[union-attr]
-        conn.execute("SELECT pg_advisory_lock(%s)", (BOOTSTRAP_LOCK,))
-        try:
-            if system.load_active() is not None:
-                return
-            print(f"No active model: training a bootstrap model on {Path(path).name} "
-                  f"({s.bootstrap_trials} Optuna trials)...", file=sys.stderr, flush=True)
-            candles = load_candles_file(path)
-            data = system.dataset_from_candles(candles, symbol=s.bootstrap_symbol,
-                                               timeframe=s.bootstrap_timeframe)
-            outcome = system.train(data, trials=s.bootstrap_trials, show_progress=True,
-                                   notes=f"bootstrap from {Path(path).name}")
-            m = outcome.holdout.get("model", {})
-            print(f"Bootstrap model v{outcome.version} ({outcome.reason}); held-out ROC AUC "
-                  f"{m.get('roc_auc')}, log loss {m.get('log_loss')}", file=sys.stderr,
-                  flush=True)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (BOOTSTRAP_LOCK,))
+    with (system.pool.connection() as conn,  # type: ignore[union-attr]
+          advisory_lock(conn, key=BOOTSTRAP_LOCK)):
+        if system.load_active() is not None:
+            return
+        print(f"No active model: training a bootstrap model on {Path(path).name} "
+              f"({s.bootstrap_trials} Optuna trials)...", file=sys.stderr, flush=True)
+        candles = load_candles_file(path)
+        data = system.dataset_from_candles(candles, symbol=s.bootstrap_symbol,
+                                           timeframe=s.bootstrap_timeframe)
+        outcome = system.train(data, trials=s.bootstrap_trials, show_progress=True,
+                               notes=f"bootstrap from {Path(path).name}")
+        m = outcome.holdout.get("model", {})
+        print(f"Bootstrap model v{outcome.version} ({outcome.reason}); held-out ROC AUC "
+              f"{m.get('roc_auc')}, log loss {m.get('log_loss')}", file=sys.stderr,
+              flush=True)
 
 
 def example_request(settings: Settings, n: int = 120) -> Path:

@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from fastapi import HTTPException
+
 from backend.config import Settings
 
 Scope = Literal["bot", "admin"]
 KEY_FILE = "api_keys.json"
+API_KEY_HEADER = "X-API-Key"
+_HEADER_RAW = API_KEY_HEADER.lower().encode()  # ASGI header names are lower-case bytes
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,26 @@ class ApiKeys:
         for key in self.bot:
             is_bot |= hmac.compare_digest(raw, key)
         return "admin" if is_admin else "bot" if is_bot else None
+
+
+def authenticate(keys: ApiKeys, presented: str | None, needed: Scope) -> Scope:
+    """The scope of ``presented``; HTTPException 401 (no or unknown key) or 403 (an admin
+    route and a bot key). The one key check of the dependencies and the fast path."""
+    scope = keys.scope_of(presented)
+    if scope is None:
+        raise HTTPException(401, f"missing or unknown API key (header {API_KEY_HEADER})",
+                            headers={"WWW-Authenticate": "ApiKey"})
+    if needed == "admin" and scope != "admin":
+        raise HTTPException(403, "this route needs an admin key")
+    return scope
+
+
+def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The API key among raw ASGI headers (for code outside FastAPI's dependencies)."""
+    for name, value in headers:
+        if name == _HEADER_RAW:
+            return value.decode("latin-1")
+    return None
 
 
 def _split(value: str) -> tuple[bytes, ...]:

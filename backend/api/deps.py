@@ -10,22 +10,20 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import psycopg
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from psycopg_pool import ConnectionPool
 
-from backend.api.auth import ApiKeys, Scope
-from backend.config import Settings
+from backend.api.auth import API_KEY_HEADER, Scope, authenticate
+from backend.api.metrics import Metrics
+from backend.api.predictions import Predictions
 from backend.db.errors import translate
 from backend.db.write_behind import WriteBehind
+from backend.jobs import JobManager
 from backend.ml.ml_system import MLSystem
 
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
                               description="API key: scope `bot` or `admin`")
-
-
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 async def get_pool(request: Request) -> ConnectionPool:
@@ -45,30 +43,34 @@ async def get_writer(request: Request) -> WriteBehind:
     return request.app.state.writer
 
 
-def check_key(keys: ApiKeys, presented: str | None, needed: Scope) -> Scope:
-    scope = keys.scope_of(presented)
-    if scope is None:
-        raise HTTPException(401, "missing or unknown API key (header X-API-Key)",
-                            headers={"WWW-Authenticate": "ApiKey"})
-    if needed == "admin" and scope != "admin":
-        raise HTTPException(403, "this route needs an admin key")
-    return scope
+async def get_predictions(request: Request) -> Predictions:
+    return request.app.state.predictions
+
+
+async def get_jobs(request: Request) -> JobManager:
+    return request.app.state.jobs
+
+
+async def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
 
 
 async def require_bot(request: Request,
-                key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
-    return check_key(request.app.state.api_keys, key, "bot")
+                      key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
+    return authenticate(request.app.state.api_keys, key, "bot")
 
 
 async def require_admin(request: Request,
-                  key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
-    return check_key(request.app.state.api_keys, key, "admin")
+                        key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
+    return authenticate(request.app.state.api_keys, key, "admin")
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[ConnectionPool, Depends(get_pool)]
 ConnDep = Annotated[psycopg.Connection, Depends(get_conn)]
 SystemDep = Annotated[MLSystem, Depends(get_system)]
 WriterDep = Annotated[WriteBehind, Depends(get_writer)]
+PredictionsDep = Annotated[Predictions, Depends(get_predictions)]
+JobsDep = Annotated[JobManager, Depends(get_jobs)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 BotScope = Annotated[Scope, Depends(require_bot)]
 AdminScope = Annotated[Scope, Depends(require_admin)]

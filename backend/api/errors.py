@@ -15,6 +15,7 @@ from backend.api.responses import FastJSONResponse
 from backend.db.errors import Conflict, DatabaseError, DatabaseUnavailable, InvalidData, NotFound
 from backend.ml.candles import CandleError
 from backend.ml.feature_extractor import SignalError
+from backend.ml.scoring import SignalTimeError
 from backend.positions.state import PositionError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ class BadRequest(Exception):
 
 
 _FIELD_ERROR_TYPES = {CandleError: "invalid_candles", SignalError: "invalid_signal",
-                      PositionError: "invalid_position", BadRequest: "invalid"}
+                      PositionError: "invalid_position", BadRequest: "invalid",
+                      SignalTimeError: "invalid"}
 FIELD_ERRORS = tuple(_FIELD_ERROR_TYPES)
 HANDLED = (*FIELD_ERRORS, RequestValidationError, NotFound, Conflict, InvalidData,
            DatabaseError, ServiceUnavailable)
@@ -80,9 +82,19 @@ def error_response(exc: Exception) -> FastJSONResponse:
     raise TypeError(f"no HTTP mapping for {type(exc).__name__}")
 
 
+def internal_error_response() -> FastJSONResponse:
+    """The answer to an unexpected exception (the exception itself is logged)."""
+    return FastJSONResponse({"detail": "Internal Server Error"}, 500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def handler(_: Request, exc: Exception) -> FastJSONResponse:
         return error_response(exc)
 
+    async def unexpected(_: Request, exc: Exception) -> FastJSONResponse:
+        # Starlette's ServerErrorMiddleware sends this, then re-raises for the server's log
+        return internal_error_response()
+
     for exc_class in HANDLED:
         app.add_exception_handler(exc_class, handler)
+    app.add_exception_handler(Exception, unexpected)

@@ -7,12 +7,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.api.body import BodyTooLarge, BoundedReceive, declared_too_large, too_large_response
 from backend.api.metrics import Metrics
-from backend.api.responses import FastJSONResponse
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodySizeLimit:
@@ -26,29 +22,15 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await _too_large(send, self.max_bytes)
-                    return
-                break
-        seen = 0
+        if declared_too_large(scope, self.max_bytes):
+            await _too_large(send, self.max_bytes)
+            return
+        bounded = BoundedReceive(receive, self.max_bytes)
         started = False
-        exceeded = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    exceeded = True
-                    raise BodyTooLarge
-            return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            if exceeded:
+            if bounded.exceeded:
                 # FastAPI turns an exception while reading the body into its own 400; the
                 # answer to an oversized (chunked) body is a 413 all the same.
                 if message["type"] == "http.response.start" and not started:
@@ -60,16 +42,10 @@ class BodySizeLimit:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, bounded, tracking_send)
         except BodyTooLarge:
             if not started:
                 await _too_large(send, self.max_bytes)
-
-
-def too_large_response(max_bytes: int) -> FastJSONResponse:
-    return FastJSONResponse({"detail": [{"loc": ["body"], "type": "too_large",
-                                         "msg": f"request body exceeds {max_bytes} bytes"}]},
-                            413)
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:
@@ -81,11 +57,13 @@ async def _too_large(send: Send, max_bytes: int) -> None:
 
 class RequestMetrics:
     """Counts requests and observes latency per route template (not per raw path, so ids
-    in paths do not explode the label set)."""
+    in paths do not explode the label set). ``route``: the label of an app that serves one
+    route outside FastAPI's routing (the fast path)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, route: str | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,7 +81,6 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            path = self.route or getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.observe_request(path, scope["method"], status,
                                          time.perf_counter() - start)

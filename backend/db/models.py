@@ -53,6 +53,10 @@ SET status = 'active', activated_at = now(), activated_by = %(activated_by)s
 WHERE id = %(model_id)s
 RETURNING *
 """
+MERGE_METRICS_SQL = "UPDATE public.ml_models SET metrics = metrics || %s::jsonb WHERE id = %s"
+# The trigger on ml_models sends this NOTIFY when a model becomes active (see activate).
+ACTIVATION_CHANNEL = "ml_model_activated"
+LISTEN_ACTIVATIONS_SQL = f"LISTEN {ACTIVATION_CHANNEL}"
 
 
 @dataclass
@@ -160,3 +164,14 @@ def activate(conn: psycopg.Connection, *, model_id: int, activated_by: str) -> M
         params = {"name": found[0], "model_id": model_id, "activated_by": activated_by}
         cur.execute(RETIRE_ACTIVE_SQL, params)
         return cur.execute(ACTIVATE_SQL, params).fetchone()
+
+
+def merge_metrics(conn: psycopg.Connection, *, model_id: int, metrics: dict[str, Any]) -> None:
+    """Add ``metrics``' keys to the model's metrics (existing keys are overwritten)."""
+    with translate(), conn.transaction():
+        conn.execute(MERGE_METRICS_SQL, (jsonb_param(metrics), model_id))
+
+
+def listen_activations(conn: psycopg.Connection) -> None:
+    """Subscribe ``conn`` (autocommit) to the NOTIFY sent when a model is activated."""
+    conn.execute(LISTEN_ACTIVATIONS_SQL)

@@ -15,6 +15,7 @@ from backend.db.errors import DatabaseUnavailable, translate
 
 log = logging.getLogger(__name__)
 
+PING_SQL = "SELECT 1"
 _embedded_lock = threading.Lock()
 _embedded: dict[Path, Any] = {}
 
@@ -74,3 +75,8 @@ def create_pool(url: str, settings: Settings) -> ConnectionPool:
         open=False,
         name="tml",
     )
+
+
+def ping(conn: psycopg.Connection) -> None:
+    """A round trip to the server (raises when it does not answer)."""
+    conn.execute(PING_SQL)

@@ -8,6 +8,7 @@ files and frames (CLI, training) reach it via :func:`make_candles`, HTTP bodies 
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,6 +207,8 @@ def load_candles_file(path: str | Path, *, min_length: int = 1) -> Candles:
 
 def sample_candles_path(name: str) -> Path:
     """Path of a sample file shipped by the ``backtesting`` package (EURUSD, GOOG, BTCUSD)."""
-    import backtesting
-
-    return Path(backtesting.__file__).parent / "test" / f"{name}.csv"
+    # found, not imported: importing backtesting loads tqdm into the serving process
+    spec = importlib.util.find_spec("backtesting")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("No module named 'backtesting'")
+    return Path(spec.origin).parent / "test" / f"{name}.csv"

@@ -1,15 +1,70 @@
-"""POST /predict over HTTP against the real service and a real PostgreSQL."""
+"""POST /predict over HTTP against the real service and a real PostgreSQL.
+
+Every test runs twice: on the fast path (``TML_FAST_PATH=true``, the default) and on the
+FastAPI route it falls back to; every 200 body of /predict and /predict/batch is validated
+against its response schema.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
+from backend.api.schemas.predict import PredictBatchResponse, PredictResponse
 from tests.utils.market_slices import predict_body
 from tests.utils.pg import count_rows, wait_for_rows
 from tests.utils.service import ADMIN_KEY, BOT_KEY, Service
+from tests.utils.service import start_service as _start_service
+
+RESPONSE_SCHEMAS = {"/api/v1/predict": PredictResponse,
+                    "/api/v1/predict/batch": PredictBatchResponse}
+
+
+def _check_body(response: httpx.Response) -> None:
+    """A 200 of /predict(/batch) is its schema, field for field (nothing missing, no extra,
+    no other type)."""
+    schema = RESPONSE_SCHEMAS.get(response.request.url.path)
+    if schema is None or response.status_code != 200:
+        return
+    body = orjson.loads(response.read())
+    parsed = schema.model_validate(body, strict=True)
+    assert parsed.model_dump(mode="json") == body, body
+
+
+class CheckedService(Service):
+    def client(self, key: str | None = BOT_KEY, timeout: float = 30.0) -> httpx.Client:
+        http = super().client(key, timeout)
+        http.event_hooks["response"].append(_check_body)
+        return http
+
+
+@pytest.fixture(params=["true", "false"], ids=["fast_path", "fastapi_route"])
+def fast_path(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def start(fast_path: str):
+    """start_service on this test's path, with every 200 body checked."""
+    def run(*, db_url: str, data_dir: Path, env: dict[str, str] | None = None) -> Service:
+        svc = _start_service(db_url=db_url, data_dir=data_dir,
+                             env={"TML_FAST_PATH": fast_path, **(env or {})})
+        return CheckedService(**{f.name: getattr(svc, f.name)
+                                 for f in dataclasses.fields(svc)})
+    return run
+
+
+@pytest.fixture
+def service(api_db_url: str, tmp_path: Path, start) -> Iterator[Service]:
+    svc = start(db_url=api_db_url, data_dir=tmp_path / "svc")
+    yield svc
+    svc.stop()
 
 
 def test_prediction_lands_as_feature_row_and_prediction(service: Service, api_db_url: str):
@@ -138,11 +193,8 @@ def test_nan_candle_is_422(service: Service, api_db_url: str):
     _assert_nothing_stored(service, api_db_url)
 
 
-def test_body_over_the_limit_is_413(api_db_url: str, tmp_path):
-    from tests.utils.service import start_service
-
-    svc = start_service(db_url=api_db_url, data_dir=tmp_path / "s",
-                        env={"TML_MAX_BODY_BYTES": "20000"})
+def test_body_over_the_limit_is_413(api_db_url: str, tmp_path, start):
+    svc = start(db_url=api_db_url, data_dir=tmp_path / "s", env={"TML_MAX_BODY_BYTES": "20000"})
     try:
         with svc.client() as http:
             r = http.post("/api/v1/predict", json=predict_body("big", n=1500))
@@ -212,15 +264,13 @@ def test_metrics_and_ready(service: Service):
 
 
 def test_same_trade_id_after_a_restart_returns_the_stored_prediction(api_db_url: str,
-                                                                      tmp_path):
-    from tests.utils.service import start_service
-
+                                                                      tmp_path, start):
     data_dir = tmp_path / "svc"
-    first_svc = start_service(db_url=api_db_url, data_dir=data_dir)
+    first_svc = start(db_url=api_db_url, data_dir=data_dir)
     with first_svc.client() as http:
         first = http.post("/api/v1/predict", json=predict_body("restart-1")).json()
     first_svc.stop()
-    second_svc = start_service(db_url=api_db_url, data_dir=data_dir)
+    second_svc = start(db_url=api_db_url, data_dir=data_dir)
     try:
         with second_svc.client() as http:
             again = http.post("/api/v1/predict",
@@ -248,12 +298,8 @@ def _odd_candles():
             ("ancient", ancient, "time"), ("far", far, "time")]
 
 
-@pytest.mark.parametrize("fast_path", ["true", "false"])
-def test_odd_candle_values_are_422_on_both_paths(api_db_url: str, tmp_path, fast_path: str):
-    from tests.utils.service import start_service
-
-    svc = start_service(db_url=api_db_url, data_dir=tmp_path / "svc",
-                        env={"TML_FAST_PATH": fast_path})
+def test_odd_candle_values_are_422_on_both_paths(api_db_url: str, tmp_path, start):
+    svc = start(db_url=api_db_url, data_dir=tmp_path / "svc")
     try:
         with svc.client() as http:
             for name, body, field in _odd_candles():
@@ -271,3 +317,15 @@ def test_a_signal_time_in_the_future_is_422(service: Service, api_db_url: str):
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"][-1] == "signal_time"
     assert "future" in r.json()["detail"][0]["msg"]
+
+
+def test_the_body_check_refuses_what_is_not_the_schema():
+    good = {"prediction_id": "p", "trade_id": "t", "probability": 0.25, "decision": "skip",
+            "threshold": 0.5, "model": {"id": 1, "name": "default", "version": 2},
+            "feature_set_version": "fs", "contributions": None, "duplicate": False}
+    request = httpx.Request("POST", "http://x/api/v1/predict")
+    _check_body(httpx.Response(200, content=orjson.dumps(good), request=request))
+    for bad in ({**good, "extra": 1}, {k: v for k, v in good.items() if k != "threshold"},
+                {**good, "probability": "0.25"}, {**good, "decision": "maybe"}):
+        with pytest.raises((AssertionError, ValueError)):
+            _check_body(httpx.Response(200, content=orjson.dumps(bad), request=request))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from backend.api.deps import MetricsDep, PoolDep, SystemDep, WriterDep
 from backend.api.responses import FastJSONResponse
+from backend.db.pool import ping
+from backend.db.schema_migrations import is_applied
 
 router = APIRouter(tags=["health"])
 
@@ -19,21 +22,17 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-def ready(request: Request) -> FastJSONResponse:
+def ready(pool: PoolDep, system: SystemDep, writer: WriterDep) -> FastJSONResponse:
     """Readiness: database reachable, migration applied, model loaded (503 when not ready)."""
-    from backend.apply_ml_migration import is_applied
-
-    state = request.app.state
     db_ok, migrated = False, False
     try:
-        with state.pool.connection(timeout=2) as conn:
-            conn.execute("SELECT 1")
+        with pool.connection(timeout=2) as conn:
+            ping(conn)
             db_ok = True
             migrated = is_applied(conn)
     except Exception:  # any failure here means "not reachable", reported below
         pass
-    model = state.system.predictor.current
-    writer = state.writer
+    model = system.predictor.current
     body: dict[str, Any] = {
         "database": "ok" if db_ok else "unreachable",
         "migration": "applied" if migrated else ("unknown" if not db_ok else "missing"),
@@ -52,16 +51,14 @@ def ready(request: Request) -> FastJSONResponse:
 
 
 @router.get("/metrics", include_in_schema=True)
-def metrics(request: Request) -> Response:
+def metrics(m: MetricsDep, system: SystemDep, writer: WriterDep) -> Response:
     """Prometheus metrics: requests and latency per route, predictions per decision,
     writer queue depth and journal size, active model version."""
-    state = request.app.state
-    m = state.metrics
-    m.queue_depth.set(state.writer.depth)
-    m.journal_bytes.set(state.writer.journal_bytes())
-    m.writer_failures.set(state.writer.stats.failed_attempts)
-    m.writer_rejected.set(state.writer.stats.rejected)
-    model = state.system.predictor.current
+    m.queue_depth.set(writer.depth)
+    m.journal_bytes.set(writer.journal_bytes())
+    m.writer_failures.set(writer.stats.failed_attempts)
+    m.writer_rejected.set(writer.stats.rejected)
+    model = system.predictor.current
     m.active_model.clear()
     if model is not None:
         m.active_model.labels(model.name, str(model.id)).set(model.version)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -17,12 +17,12 @@ router = APIRouter(prefix="/api/v1/performance", tags=["performance"])
 @router.get("", response_model=PerformanceList)
 def list_performance(conn: ConnDep, _: BotScope,
                      model: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-                     days: Annotated[int, Query(ge=1, le=3650)] = 30) -> dict[str, Any]:
+                     days: Annotated[int, Query(ge=1, le=3650)] = 30) -> PerformanceList:
     """Daily live metrics per model over the last `days` days."""
     since = (datetime.now(UTC) - timedelta(days=days)).date()
     rows = performance_db.list_performance(conn, model_id=model, since=since)
-    data = [{k: getattr(r, k) for k in PerformancePublic.model_fields} for r in rows]
-    return {"data": data, "count": len(data)}
+    data = [PerformancePublic.model_validate(r, from_attributes=True) for r in rows]
+    return PerformanceList(data=data, count=len(data))
 
 
 @router.post("/refresh", response_model=RefreshResult)

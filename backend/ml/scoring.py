@@ -1,0 +1,137 @@
+"""One entry signal in, a scored prediction out: the signal, its checks, and the scoring."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from backend.db.ids import uuid7
+from backend.db.records import JournalRecord
+from backend.ml.candles import CandleError, Candles
+from backend.ml.feature_extractor import FeatureExtractor, named_features
+from backend.ml.predictor import LoadedModel, Predictor
+
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew between the bot and this service
+
+
+class SignalTimeError(ValueError):
+    """A signal time that cannot be right. ``field`` names it, ``reason`` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One entry signal from the bot, candles already validated."""
+
+    trade_id: str
+    symbol: str
+    timeframe: str
+    side: str
+    strategy: str
+    candles: Candles
+    signal_time: datetime
+    signal_strength: float | None = None
+    stop_price: float | None = None
+    target_price: float | None = None
+
+
+@dataclass(slots=True)
+class Scored:
+    """A served prediction: what the response says and what gets stored."""
+
+    prediction_id: uuid.UUID
+    signal: Signal
+    model: LoadedModel
+    probability: float
+    decision: str
+    threshold: float
+    vector: np.ndarray
+    contributions: dict[str, float] | None
+    latency_ms: float
+    created_at: datetime
+
+    def journal_entry(self) -> JournalRecord:
+        """The feature row and the prediction to store (the vector kept in memory only)."""
+        s = self.signal
+        features = named_features(self.model.feature_names, self.vector)
+        return JournalRecord(
+            vector=self.vector,
+            feature={
+                "trade_id": s.trade_id, "symbol": s.symbol, "timeframe": s.timeframe,
+                "side": s.side, "strategy": s.strategy, "signal_time": s.signal_time,
+                "feature_set_version": self.model.feature_set_version, "features": features,
+            },
+            prediction={
+                "id": self.prediction_id, "model_id": self.model.id, "trade_id": s.trade_id,
+                "probability": self.probability, "threshold": self.threshold,
+                "decision": self.decision, "contributions": self.contributions,
+                "latency_ms": self.latency_ms, "created_at": self.created_at,
+            },
+        )
+
+
+def make_signal(candles: Candles, *, trade_id: str, symbol: str, timeframe: str, side: str,
+                strategy: str, signal_time: datetime | None, min_candles: int,
+                signal_strength: float | None = None, stop_price: float | None = None,
+                target_price: float | None = None, prefix: str = "") -> Signal:
+    """A signal from validated candles: the candles after ``signal_time`` are dropped (no
+    lookahead), at least ``min_candles`` must remain, and the signal time defaults to the
+    last candle's. ``prefix`` is put before the field names in errors (``signals[3].``)."""
+    if signal_time is not None:
+        if signal_time.tzinfo is None:
+            signal_time = signal_time.replace(tzinfo=UTC)
+        if signal_time > datetime.now(UTC) + FUTURE_TOLERANCE:
+            # a local time sent without its offset, typically: it would outlive its exit
+            raise SignalTimeError(f"{prefix}signal_time",
+                                  "is in the future (send UTC or an explicit offset)")
+        cut = int(signal_time.timestamp())
+        keep = int((candles.time <= cut).sum())  # candles after the signal: never used
+        candles = candles.head(keep)
+    if len(candles) < min_candles:
+        raise CandleError(f"{prefix}candles", f"need at least {min_candles} candles up to the "
+                                              f"signal time, got {len(candles)}")
+    if signal_time is None:
+        signal_time = datetime.fromtimestamp(int(candles.time[-1]), UTC)
+    return Signal(trade_id=trade_id, symbol=symbol, timeframe=timeframe, side=side,
+                  strategy=strategy, candles=candles, signal_time=signal_time,
+                  signal_strength=signal_strength, stop_price=stop_price,
+                  target_price=target_price)
+
+
+def score(signals: Sequence[Signal], *, extractor: FeatureExtractor, predictor: Predictor,
+          top_contributions: int, explain: bool) -> list[Scored]:
+    """Features, probability and decision for each signal with the current model.
+
+    The model reference is taken once, so a swap mid-batch cannot mix two models."""
+    model = predictor.current
+    if model is None:
+        raise LookupError("no active model")
+    start = time.perf_counter()
+    vectors = [
+        extractor.signal_vector(
+            s.candles, side=s.side, strategy=s.strategy, signal_strength=s.signal_strength,
+            stop_price=s.stop_price, target_price=s.target_price)
+        for s in signals
+    ]
+    if len(vectors) == 1:
+        probs = [model.predict_one(vectors[0])]
+    else:
+        probs = model.predict_proba(np.vstack(vectors)).tolist()
+    threshold = predictor.threshold
+    now = datetime.now(UTC)
+    latency_ms = (time.perf_counter() - start) * 1000 / len(signals)
+    out = []
+    for s, x, p in zip(signals, vectors, probs, strict=True):
+        contribs = model.top_contributions(x, top_contributions) if explain else None
+        out.append(Scored(uuid7(), s, model, float(p), predictor.decide(p),
+                          threshold, x, contribs, latency_ms, now))
+    return out
