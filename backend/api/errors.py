@@ -14,8 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from backend.api.responses import FastJSONResponse
 from backend.db.errors import Conflict, DatabaseError, DatabaseUnavailable, InvalidData, NotFound
 from backend.ml.candles import CandleError
-from backend.ml.feature_extractor import SignalError
 from backend.ml.scoring import SignalTimeError
+from backend.ml.signal_context import SignalError
 from backend.positions.state import PositionError
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Compiled market features: one C call instead of a dozen TA-Lib calls and numpy operations.
 
 ``native/fs1_market.c`` is the C twin of the Python reference ``_market_values_py`` in
-:mod:`backend.ml.feature_extractor`. It is built at first use with the system C compiler
+:mod:`backend.ml.market_features`. It is built at first use with the system C compiler
 against the TA-Lib shared library that the ``ta-lib`` wheel ships (and the talib module has
 loaded), cached by content hash, loaded with ctypes and checked against the Python reference
 on real candles before it is used. Any failure (no compiler or headers, no TA-Lib library, a

@@ -12,15 +12,13 @@ import pytest
 
 from backend.ml.candles import CandleError, make_candles
 from backend.ml.feature_extractor import (
-    CONTEXT_FEATURES,
     FEATURE_DEFINITIONS,
     FEATURE_SET_VERSION,
-    KNOWN_STRATEGIES,
-    MARKET_FEATURES,
     FeatureExtractor,
-    SignalError,
 )
 from backend.ml.labeling import STRATEGIES
+from backend.ml.market_features import MARKET_FEATURES
+from backend.ml.signal_context import CONTEXT_FEATURES, KNOWN_STRATEGIES, SignalError
 from tests.utils.market_data import perturb_after, sample, window
 
 SAMPLES = ("EURUSD", "GOOG")

@@ -11,15 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.ml import feature_extractor as fe
+from backend.ml import market_features as mf
 from backend.ml import native_features
 from backend.ml.candles import CandleError, Candles, make_candles
-from backend.ml.feature_extractor import (
-    MARKET_FEATURES,
-    MIN_CANDLES,
-    FeatureExtractor,
-    use_native_features,
-)
+from backend.ml.feature_extractor import FeatureExtractor, use_native_features
+from backend.ml.market_features import MARKET_FEATURES, MIN_CANDLES
 from tests.utils.market_data import sample
 
 SAMPLES = ("EURUSD", "GOOG")
@@ -28,7 +24,7 @@ N_WINDOWS = 500
 
 @pytest.fixture(scope="module")
 def native() -> native_features.NativeMarket:
-    lib = native_features.load(fe._market_values_py, min_candles=MIN_CANDLES)
+    lib = native_features.load(mf._market_values_py, min_candles=MIN_CANDLES)
     assert lib is not None, "the compiled market features did not build or verify"
     return lib
 
@@ -54,7 +50,7 @@ def _compiled_rows(native: native_features.NativeMarket, c: Candles, first: int,
 
 def _reference_rows(c: Candles, first: int, last: int, window: int) -> np.ndarray:
     out = np.empty((last - first, len(MARKET_FEATURES)))
-    fe._market_rows_py(c, first, last, window, out)
+    mf._market_rows_py(c, first, last, window, out)
     return out
 
 
@@ -150,7 +146,7 @@ def test_unusual_arrays_take_the_compiled_path_after_a_copy(
 
 def test_forcing_python_gives_the_same_vectors(native: native_features.NativeMarket,
                                                python_path: None) -> None:
-    assert fe._native is None
+    assert mf._native is None
     extractor = FeatureExtractor()
     c = sample("GOOG").head(600)
     kwargs = {"side": "short", "strategy": "breakout", "signal_strength": 0.7,
@@ -171,7 +167,7 @@ def test_forcing_python_gives_the_same_vectors(native: native_features.NativeMar
 def test_broken_build_falls_back_with_a_warning(tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="backend.ml.native_features"):
-        lib = native_features.load(fe._market_values_py, min_candles=MIN_CANDLES,
+        lib = native_features.load(mf._market_values_py, min_candles=MIN_CANDLES,
                                    cache_dir=tmp_path, compiler=str(tmp_path / "no-such-cc"))
     assert lib is None
     assert "using the Python path" in caplog.text and "no-such-cc" in caplog.text
@@ -185,7 +181,7 @@ def test_broken_build_falls_back_with_a_warning(tmp_path: Path,
 
 def test_a_mismatch_is_refused(caplog: pytest.LogCaptureFixture) -> None:
     def off_by_a_little(*arrays: np.ndarray) -> np.ndarray:
-        row = fe._market_values_py(*arrays)
+        row = mf._market_values_py(*arrays)
         row[MARKET_FEATURES.index("rsi_14")] += 1e-6
         return row
 
@@ -193,7 +189,7 @@ def test_a_mismatch_is_refused(caplog: pytest.LogCaptureFixture) -> None:
         assert native_features.load(off_by_a_little, min_candles=MIN_CANDLES) is None
     assert "differs from the Python reference" in caplog.text
     with caplog.at_level(logging.WARNING, logger="backend.ml.native_features"):
-        assert native_features.load(fe._market_values_py, min_candles=MIN_CANDLES + 1) is None
+        assert native_features.load(mf._market_values_py, min_candles=MIN_CANDLES + 1) is None
 
 
 def test_library_is_cached_by_content(native: native_features.NativeMarket) -> None:

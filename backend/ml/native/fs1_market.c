@@ -1,6 +1,6 @@
 /*
  * Market features of feature set fs1 in one C call: the compiled twin of _market_values_py
- * in backend/ml/feature_extractor.py (same definitions, same order as MARKET_FEATURES).
+ * in backend/ml/market_features.py (same definitions, same order as MARKET_FEATURES).
  *
  * Built and verified against the Python reference at run time by backend/ml/native_features.py,
  * linked to the TA-Lib shared library that the `ta-lib` wheel ships (the one the talib module
@@ -42,7 +42,7 @@ int TA_STOCH(int, int, const double[], const double[], const double[], int, int,
 int TA_MFI(int, int, const double[], const double[], const double[], const double[], int, int *,
            int *, double[]);
 
-/* Parameters: keep in step with feature_extractor.py (the load-time check compares numbers). */
+/* Parameters: keep in step with market_features.py (the load-time check compares numbers). */
 #define N_MARKET 36
 #define MIN_CANDLES 50
 #define ATR_PERIOD 14
