@@ -13,9 +13,9 @@ from backend.api.answers import AnswerCache, scored_answer
 from backend.api.errors import BadRequest, ServiceUnavailable
 from backend.api.metrics import Metrics
 from backend.api.responses import render_json
-from backend.api.schemas.candles import candles_to_arrays
 from backend.api.schemas.predict import PredictBatchRequest, PredictRequest
-from backend.db.write_behind import WriteBehindWriter
+from backend.db.write_behind import WriteBehind
+from backend.ml.candles_json import candles_to_arrays
 from backend.ml.ml_system import MLSystem
 from backend.ml.scoring import Scored, Signal, make_signal
 
@@ -23,7 +23,7 @@ from backend.ml.scoring import Scored, Signal, make_signal
 @dataclass(frozen=True, slots=True)
 class Predictions:
     system: MLSystem
-    writer: WriteBehindWriter
+    writer: WriteBehind
     answers: AnswerCache
     metrics: Metrics
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import psycopg
@@ -31,7 +31,6 @@ from backend.ml.validation import holdout_split
 from backend.timeutil import utc_datetime
 
 if TYPE_CHECKING:
-    from backend.ml.ml_system import MLSystem
     from backend.ml.model_trainer import ModelTrainer
 
 Progress = Callable[[float, str], None]
@@ -161,7 +160,20 @@ def holdout_report(trainer: ModelTrainer, X_hold: Any, y_hold: np.ndarray,
     }
 
 
-def run_job(system: MLSystem, progress: Progress, *, candles: Candles | None,
+class TrainingSystem(Protocol):
+    """What a training job needs of the system (``MLSystem`` is one)."""
+
+    def dataset_from_candles(self, candles: Candles, *, strategies: Sequence[str] | None,
+                             symbol: str, timeframe: str,
+                             barrier: Barrier | None) -> Dataset: ...
+
+    def dataset_from_database(self, *, symbol: str | None,
+                              timeframe: str | None) -> Dataset | None: ...
+
+    def train(self, data: Dataset, **kwargs: Any) -> TrainOutcome: ...
+
+
+def run_job(system: TrainingSystem, progress: Progress, *, candles: Candles | None,
             strategies: Sequence[str] | None, use_database: bool, symbol: str | None,
             timeframe: str | None, algorithm: str, trials: int | None, seed: int | None,
             promote: bool, notes: str, barrier: Barrier | None = None) -> dict[str, Any]:
