@@ -14,14 +14,15 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from psycopg_pool import ConnectionPool
 
-from backend.api.auth import ApiKeys, Scope
+from backend.api.auth import FORBIDDEN, ApiKeys, Scope, permits
 from backend.config import Settings
 from backend.db.errors import translate
 from backend.db.write_behind import WriteBehindWriter
 from backend.ml.ml_system import MLSystem
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
-                              description="API key: scope `bot` or `admin`")
+                              description="API key: scope `bot`, `admin` or `viewer` "
+                                          "(read-only)")
 
 
 async def get_settings(request: Request) -> Settings:
@@ -45,24 +46,30 @@ async def get_writer(request: Request) -> WriteBehindWriter:
     return request.app.state.writer
 
 
-def check_key(keys: ApiKeys, presented: str | None, needed: Scope) -> Scope:
+def check_key(keys: ApiKeys, presented: str | None, needed: Scope, method: str = "GET"
+              ) -> Scope:
     scope = keys.scope_of(presented)
     if scope is None:
         raise HTTPException(401, "missing or unknown API key (header X-API-Key)",
                             headers={"WWW-Authenticate": "ApiKey"})
-    if needed == "admin" and scope != "admin":
-        raise HTTPException(403, "this route needs an admin key")
+    if not permits(scope, needed, method):
+        raise HTTPException(403, FORBIDDEN[needed])
     return scope
 
 
 async def require_bot(request: Request,
                 key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
-    return check_key(request.app.state.api_keys, key, "bot")
+    return check_key(request.app.state.api_keys, key, "bot", request.method)
 
 
 async def require_admin(request: Request,
                   key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
     return check_key(request.app.state.api_keys, key, "admin")
+
+
+async def require_viewer(request: Request,
+                   key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
+    return check_key(request.app.state.api_keys, key, "viewer")
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -72,3 +79,4 @@ SystemDep = Annotated[MLSystem, Depends(get_system)]
 WriterDep = Annotated[WriteBehindWriter, Depends(get_writer)]
 BotScope = Annotated[Scope, Depends(require_bot)]
 AdminScope = Annotated[Scope, Depends(require_admin)]
+ViewerScope = Annotated[Scope, Depends(require_viewer)]

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from backend.api.auth import FORBIDDEN, permits
 from backend.api.errors import HANDLED, error_response
 from backend.api.fast_decode import decode_predict
 from backend.api.middleware import too_large_response
@@ -73,9 +74,12 @@ class PredictFastPath:
             if name == b"x-api-key":
                 key = value.decode("latin-1")
                 break
-        if state.api_keys.scope_of(key) is None:
+        scope = state.api_keys.scope_of(key)
+        if scope is None:
             return FastJSONResponse({"detail": "missing or unknown API key (header X-API-Key)"},
                                     401, headers={"WWW-Authenticate": "ApiKey"})
+        if not permits(scope, "bot", "POST"):  # a viewer key: read-only
+            return FastJSONResponse({"detail": FORBIDDEN["bot"]}, 403)
         limit = state.settings.max_body_bytes
         chunks: list[bytes] = []
         size = 0
