@@ -200,3 +200,5 @@ def test_docs_and_redoc_use_only_local_assets(dashboard_service: dict) -> None:
                 if url.startswith("/docs/assets/"):
                     assert anon.get(url).status_code == 200, url
         assert anon.get("/openapi.json").status_code == 200
+        # the one image ReDoc loads from a CDN is pointed at our own icon
+        assert b"cdn.redoc.ly" not in anon.get("/docs/assets/redoc.standalone.js").content
