@@ -72,7 +72,7 @@ async function getJSON(path, params) {
 }
 
 // ---- charts (plain SVG) ----------------------------------------------------------------
-const W = 600, H = 260, M = { l: 46, r: 14, t: 12, b: 34 };
+const W = 600, H = 260, M = { l: 46, r: 14, t: 22, b: 34 };
 
 function scale(d0, d1, r0, r1) {
   const span = d1 - d0 || 1;
@@ -98,7 +98,7 @@ function frame(svg, xs, ys, xLabel, yLabel, xText) {
   axis.append(svgEl("line", { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b }));
   axis.append(svgEl("line", { x1: M.l, x2: M.l, y1: M.t, y2: H - M.b }));
   axis.append(svgEl("text", { x: W - M.r, y: H - 4, "text-anchor": "end" }, xLabel));
-  axis.append(svgEl("text", { x: 4, y: M.t + 2, "text-anchor": "start" }, yLabel));
+  axis.append(svgEl("text", { x: 4, y: 11, "text-anchor": "start" }, yLabel));
   svg.append(grid, axis);
 }
 function plot(cls, label) {
@@ -277,8 +277,9 @@ function renderDrift(body, data) {
   body.append(el("p", { class: "note drift-source" },
     `${f0.model_name} v${f0.model_version}, ${f0.date}: ${data.features.length} features`));
   body.append(figure(driftChart(data.features), "PSI, worst first (top 20)"));
-  body.append(table("drift", [["feature"], ["PSI", 1]], data.features.map((f) =>
-    el("tr", { "data-feature": f.feature }, el("td", {}, f.feature), num(f.psi)))));
+  body.append(el("details", {}, el("summary", {}, `All ${data.features.length} features`),
+    table("drift", [["feature"], ["PSI", 1]], data.features.map((f) =>
+      el("tr", { "data-feature": f.feature }, el("td", {}, f.feature), num(f.psi))))));
 }
 
 function renderExits(body, data) {
