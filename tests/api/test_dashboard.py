@@ -171,18 +171,20 @@ def test_page_needs_no_key_its_data_does(dashboard_service: dict) -> None:
         page = anon.get("/dashboard")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert "default-src 'self'" in page.headers["content-security-policy"]
-        for asset in ("dashboard.js", "dashboard.css", "favicon.svg"):
+        for asset in ("dashboard.js", "charts.js", "dashboard.css", "favicon.svg"):
             assert anon.get(f"/dashboard/assets/{asset}").status_code == 200
         assert anon.get("/dashboard/assets/..%2Fdashboard.py").status_code == 404
         for panel in PANELS:
             assert anon.get(f"/api/v1/dashboard/{panel}").status_code == 401
         js = anon.get("/dashboard/assets/dashboard.js").text
+        charts = anon.get("/dashboard/assets/charts.js").text
     # everything the page loads is on this service: no absolute URL (the SVG namespace
     # is a name, never fetched)
-    for text in (page.text, js):
+    for text in (page.text, js, charts):
         assert re.findall(r"https?://[^\s\"']+", text.replace("http://www.w3.org/2000/svg",
                                                               "")) == []
-    assert "sessionStorage" in js and "localStorage" not in js and "console." not in js
+    assert "sessionStorage" in js and "localStorage" not in js + charts
+    assert "console." not in js + charts
     for key in (BOT_KEY, ADMIN_KEY):  # any valid key reads the dashboard
         assert get(svc, "models", key=key)["models"]
 

@@ -15,7 +15,8 @@ from backend.db import dashboard as dash
 from backend.db import models as models_db
 
 STATIC = Path(__file__).resolve().parents[1] / "static" / "dashboard"
-ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css",
+ASSETS = {"dashboard.js": "text/javascript", "charts.js": "text/javascript",
+          "dashboard.css": "text/css",
           "favicon.svg": "image/svg+xml"}
 DEFAULT_DAYS = 30
 # The page loads nothing from anywhere but this service, and the browser enforces it.
