@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast lint bench
+.PHONY: run test test-fast lint bench browser
 
 $(VENV)/.runtime: backend/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,15 @@ run: $(VENV)/.runtime
 lint: $(VENV)/.dev
 	$(PY) -m ruff check backend tests bench
 
-test: lint
+# The browser tests drive Debian's Chromium (Playwright from PyPI, no browser download).
+# As root the package is installed when missing; otherwise the tests say why they skip.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "chromium missing and not root (or no apt-get): the browser tests will skip"; fi
+
+test: lint browser
 	$(PY) -m pytest
 
 test-fast: lint

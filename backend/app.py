@@ -21,7 +21,16 @@ from backend.api.metrics import create_metrics
 from backend.api.middleware import BodySizeLimit, RequestMetrics
 from backend.api.openapi_body import install_body_schemas
 from backend.api.predictions import Predictions
-from backend.api.routes import exits, health, jobs, models, performance, predict
+from backend.api.routes import (
+    api_docs,
+    dashboard,
+    exits,
+    health,
+    jobs,
+    models,
+    performance,
+    predict,
+)
 from backend.config import Settings, get_settings
 from backend.db.errors import DatabaseError
 from backend.db.pool import connect_kwargs, create_pool, database_url
@@ -44,11 +53,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Meta-labelling predictions, exit advice and model lifecycle for trading bots.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served offline by routes/api_docs.py
     )
     app.state.settings = settings
     app.state.metrics = create_metrics()
-    for module in (health, predict, exits, models, jobs, performance):
+    for module in (health, predict, exits, models, jobs, performance, dashboard, api_docs):
         app.include_router(module.router)
+    app.include_router(dashboard.page)
     install_error_handlers(app)
     install_body_schemas(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)

@@ -59,10 +59,15 @@ def announce(settings: Settings, keys: ApiKeys, system: MLSystem) -> None:
     """Print (never log) the generated keys once, and a curl example that works."""
     model = system.predictor.current
     example = example_request(settings)
+    if keys.viewer_generated:  # a key file from before the viewer scope
+        print(f"Generated a viewer API key (read-only: the dashboard; stored in "
+              f"{settings.data_dir / KEY_FILE}; shown only now):\n"
+              f"  viewer: {keys.viewer[0].decode()}", file=sys.stderr, flush=True)
     if keys.generated:
         print("Generated API keys (stored with mode 0600 in "
               f"{settings.data_dir / KEY_FILE}; shown only now):\n"
-              f"  bot:   {keys.bot[0].decode()}\n  admin: {keys.admin[0].decode()}",
+              f"  bot:   {keys.bot[0].decode()}\n  admin: {keys.admin[0].decode()}\n"
+              f"  viewer: {keys.viewer[0].decode()}  (read-only: the dashboard)",
               file=sys.stderr, flush=True)
         key_expr = keys.bot[0].decode()
     elif settings.bot_api_keys.get_secret_value():
@@ -74,4 +79,5 @@ def announce(settings: Settings, keys: ApiKeys, system: MLSystem) -> None:
              else "no model loaded yet")
     print(f"Ready: {state}. Try:\n  curl -s -X POST http://{settings.host}:{settings.port}"
           f"/api/v1/predict -H 'Content-Type: application/json' -H \"X-API-Key: {key_expr}\" "
-          f"--data @{example}", file=sys.stderr, flush=True)
+          f"--data @{example}\nDashboard (viewer key): http://{settings.host}:{settings.port}"
+          f"/dashboard", file=sys.stderr, flush=True)

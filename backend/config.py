@@ -39,10 +39,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
     max_body_bytes: int = 2_000_000
     fast_path: bool = True  # serve POST /api/v1/predict outside FastAPI's routing machinery
-    # Comma-separated keys; when both are empty, keys are generated at first start and
-    # stored (mode 0600) in data_dir/api_keys.json.
+    # Comma-separated keys; when all three are empty, keys are generated at first start and
+    # stored (mode 0600) in data_dir/api_keys.json. viewer: read-only (dashboard, GET routes).
     bot_api_keys: SecretStr = SecretStr("")
     admin_api_keys: SecretStr = SecretStr("")
+    viewer_api_keys: SecretStr = SecretStr("")
 
     # --- model serving ------------------------------------------------------------------
     model_name: str = "default"

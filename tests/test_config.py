@@ -31,6 +31,7 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "max_body_bytes": ("12345", 12345),
     "bot_api_keys": ("bot-key-a,bot-key-b", "bot-key-a,bot-key-b"),
     "admin_api_keys": ("admin-key-a", "admin-key-a"),
+    "viewer_api_keys": ("viewer-key-a", "viewer-key-a"),
     "model_name": ("eurusd-1h", "eurusd-1h"),
     "decision_threshold": ("0.6", 0.6),
     "top_contributions": ("7", 7),
@@ -60,7 +61,8 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "dataset_workers": ("3", 3),
     "dask_scheduler": ("tcp://dask.example:8786", "tcp://dask.example:8786"),
 }
-SECRETS = ("database_url", "bot_api_keys", "admin_api_keys", "optuna_storage")
+SECRETS = ("database_url", "bot_api_keys", "admin_api_keys", "viewer_api_keys",
+           "optuna_storage")
 
 
 def env_name(field: str) -> str:
@@ -130,7 +132,7 @@ def test_secrets_are_secretstr_and_stay_out_of_repr(monkeypatch: pytest.MonkeyPa
     for field in SECRETS:
         assert isinstance(getattr(settings, field), SecretStr), field
         assert FROM_ENV[field][0] not in shown, field
-    for password in ("db-pw-1", "optuna-pw-2", "bot-key-a", "admin-key-a"):
+    for password in ("db-pw-1", "optuna-pw-2", "bot-key-a", "admin-key-a", "viewer-key-a"):
         assert password not in shown
 
 
@@ -166,3 +168,35 @@ def test_configured_comma_lists_allow_rotation_and_generate_nothing(tmp_path: Pa
         "bot", "bot", "admin", "admin"]
     assert keys.scope_of(" bot-old ") is None  # surrounding spaces are not part of a key
     assert keys.scope_of("bot-old,bot-new") is None
+
+
+def test_a_viewer_key_is_generated_with_the_others_and_added_to_an_older_file(
+        tmp_path: Path) -> None:
+    first = load_api_keys(Settings(data_dir=tmp_path / "new"))
+    assert first.generated and len(first.viewer) == 1
+    assert first.scope_of(first.viewer[0].decode()) == "viewer"
+    assert len({first.bot[0], first.admin[0], first.viewer[0]}) == 3
+    # a key file written before the viewer scope: its keys stay, a viewer key is added
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / KEY_FILE).write_text(json.dumps({"bot": "bot-1", "admin": "adm-1"}))
+    upgraded = load_api_keys(Settings(data_dir=old))
+    assert upgraded.viewer_generated and not upgraded.generated
+    assert (upgraded.bot, upgraded.admin) == ((b"bot-1",), (b"adm-1",))
+    stored = json.loads((old / KEY_FILE).read_text())
+    assert stored["viewer"].encode() == upgraded.viewer[0]
+    assert stat.S_IMODE((old / KEY_FILE).stat().st_mode) == 0o600
+    again = load_api_keys(Settings(data_dir=old))
+    assert not again.viewer_generated and again.viewer == upgraded.viewer
+
+
+def test_viewer_scope_reads_only() -> None:
+    from backend.api.auth import permits
+
+    assert permits("viewer", "viewer", "GET") and permits("viewer", "bot", "GET")
+    assert not permits("viewer", "bot", "POST") and not permits("viewer", "admin", "GET")
+    assert permits("bot", "bot", "POST") and not permits("bot", "admin", "POST")
+    assert all(permits("admin", needed, "POST") for needed in ("viewer", "bot", "admin"))
+    keys = load_api_keys(Settings(viewer_api_keys="view-a,view-b"))
+    assert [keys.scope_of(k) for k in ("view-a", "view-b", "view-c")] == [
+        "viewer", "viewer", None]

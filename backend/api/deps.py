@@ -17,13 +17,19 @@ from psycopg_pool import ConnectionPool
 from backend.api.auth import API_KEY_HEADER, Scope, authenticate
 from backend.api.metrics import Metrics
 from backend.api.predictions import Predictions
+from backend.config import Settings
 from backend.db.errors import translate
 from backend.db.write_behind import WriteBehind
 from backend.jobs import JobManager
 from backend.ml.ml_system import MLSystem
 
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
-                              description="API key: scope `bot` or `admin`")
+                              description="API key: scope `bot`, `admin` or `viewer` "
+                                          "(read-only)")
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
 
 
 async def get_pool(request: Request) -> ConnectionPool:
@@ -57,7 +63,7 @@ async def get_metrics(request: Request) -> Metrics:
 
 async def require_bot(request: Request,
                       key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
-    return authenticate(request.app.state.api_keys, key, "bot")
+    return authenticate(request.app.state.api_keys, key, "bot", request.method)
 
 
 async def require_admin(request: Request,
@@ -65,6 +71,12 @@ async def require_admin(request: Request,
     return authenticate(request.app.state.api_keys, key, "admin")
 
 
+async def require_viewer(request: Request,
+                         key: Annotated[str | None, Security(api_key_header)] = None) -> Scope:
+    return authenticate(request.app.state.api_keys, key, "viewer")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[ConnectionPool, Depends(get_pool)]
 ConnDep = Annotated[psycopg.Connection, Depends(get_conn)]
 SystemDep = Annotated[MLSystem, Depends(get_system)]
@@ -74,3 +86,4 @@ JobsDep = Annotated[JobManager, Depends(get_jobs)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 BotScope = Annotated[Scope, Depends(require_bot)]
 AdminScope = Annotated[Scope, Depends(require_admin)]
+ViewerScope = Annotated[Scope, Depends(require_viewer)]

@@ -72,7 +72,7 @@ class PredictFastPath:
         """The answer (200), an error response, or None if the client left."""
         state = self.api.state
         try:
-            authenticate(state.api_keys, presented_key(scope["headers"]), "bot")
+            authenticate(state.api_keys, presented_key(scope["headers"]), "bot", "POST")
         except HTTPException as exc:
             return error_response(exc)
         limit = state.settings.max_body_bytes

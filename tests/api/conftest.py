@@ -46,3 +46,36 @@ def service(api_db_url: str, tmp_path: Path) -> Iterator[Service]:
     yield svc
     svc.stop()
 
+
+
+@pytest.fixture(scope="session")
+def dashboard_service(pg_admin_url: str, bootstrap_run: dict[str, str],
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A service whose database has two models, predictions, outcomes, exits and daily
+    figures, all made through its API (tests/utils/dashboard_data.py); read-only for tests."""
+    from tests.utils.dashboard_data import populate
+
+    name = f"dash_{uuid.uuid4().hex[:10]}"
+    url = create_database(pg_admin_url, name, template=bootstrap_run["template"])
+    svc = start_service(db_url=url, data_dir=tmp_path_factory.mktemp("dashboard"))
+    try:
+        ids = populate(svc, url)
+        yield {"service": svc, "db_url": url, **ids}
+    finally:
+        svc.stop()
+        drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def empty_service(pg_admin_url: str, migrated_template: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A fresh install: migrated database, no model, nothing served yet."""
+    name = f"empty_{uuid.uuid4().hex[:10]}"
+    url = create_database(pg_admin_url, name, template=migrated_template)
+    svc = start_service(db_url=url, data_dir=tmp_path_factory.mktemp("empty"),
+                        wait_ready=False)
+    try:
+        yield {"service": svc, "db_url": url}
+    finally:
+        svc.stop()
+        drop_database(pg_admin_url, name)

@@ -16,6 +16,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 BOT_KEY = "test-bot-key-0123456789"
 ADMIN_KEY = "test-admin-key-0123456789"
+VIEWER_KEY = "test-viewer-key-0123456789"
 
 
 def free_port() -> int:
@@ -64,6 +65,7 @@ def start_service(*, db_url: str, data_dir: Path, env: dict[str, str] | None = N
         "TML_PORT": str(port),
         "TML_BOT_API_KEYS": BOT_KEY,
         "TML_ADMIN_API_KEYS": ADMIN_KEY,
+        "TML_VIEWER_API_KEYS": VIEWER_KEY,
         "TML_BOOTSTRAP_ON_START": "false",
         "TML_WRITER_FLUSH_SECONDS": "0.05",
         "TML_WRITER_RETRY_SECONDS": "0.2",
