@@ -1,11 +1,16 @@
 # Two commands do the whole set-up on a fresh machine (Python 3.11 + the package registries):
 #   make run    start the service on the embedded database with a bootstrap model
 #   make test   lint and run the test suite
+# and make freqtrade-venv builds the bot side (freqtrade + tml-client, .venv-freqtrade); make test
+# depends on it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# freqtrade's pins clash with the service's: the bot side gets a virtualenv of its own
+FT_VENV ?= .venv-freqtrade
+FT_PY := $(FT_VENV)/bin/python
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench freqtrade-venv
 
 $(VENV)/.runtime: backend/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,13 +21,21 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+$(FT_VENV)/.freqtrade: integrations/freqtrade/requirements.txt client/pyproject.toml
+	test -x $(FT_PY) || $(PYTHON) -m venv $(FT_VENV)
+	$(FT_PY) -m pip install -q --disable-pip-version-check \
+		-r integrations/freqtrade/requirements.txt -e ./client
+	touch $@
+
+freqtrade-venv: $(FT_VENV)/.freqtrade
+
 run: $(VENV)/.runtime
 	$(PY) -m backend serve
 
 lint: $(VENV)/.dev
-	$(PY) -m ruff check backend tests bench
+	$(PY) -m ruff check backend tests bench client integrations
 
-test: lint
+test: lint freqtrade-venv
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev

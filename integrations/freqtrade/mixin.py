@@ -28,6 +28,7 @@ from integrations.freqtrade.outage import OutageLog
 from integrations.freqtrade.settings import TMLSettings
 
 logger = logging.getLogger("tml.freqtrade")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per call drowns the log
 _HISTORY_BARS = 60  # candles before the entry sent with /exits/evaluate (its ATR window)
 
 
@@ -129,10 +130,7 @@ class TMLStrategyMixin:
             strategy=(entry_tag or type(self).__name__)[:64],
             candles=mapping.candles_of(frame, max(0, len(frame) - s.candles)),
             signal_time=signal_time, stop_price=stop, target_price=target)
-        if answer is None:
-            taken = s.fail_open
-        else:
-            taken = answer.take or s.entry == "observe"
+        taken = s.fail_open if answer is None else answer.take or s.entry == "observe"
         if taken:
             self._tml_pending[(pair, side)] = {"trade_id": tid, "initial_stop": stop,
                                                "target": target}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from integrations.freqtrade.convert import convert
 from backend.ml.candles import sample_candles_path
+from integrations.freqtrade.convert import convert
 from tests.api.conftest import api_db_url, bootstrap_run  # noqa: F401 - shared fixtures
 from tests.utils.service import REPO
 

@@ -50,9 +50,12 @@ def backtest(python: Path, workdir: Path, datadir: Path, *, tml: dict[str, Any],
            "--export", "trades", "--cache", "none"]
     if strategy_path is not None:
         cmd += ["--strategy-path", str(strategy_path)]
+    # COLUMNS: freqtrade logs through rich, which wraps lines at the terminal width
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "400",
+                               **(env or {})})
     output = proc.stdout + proc.stderr
+    (workdir / "freqtrade.log").write_text(output)
     assert proc.returncode == 0, output[-5000:]
     events = ([json.loads(line) for line in log.read_text().splitlines()]
               if log.exists() else [])

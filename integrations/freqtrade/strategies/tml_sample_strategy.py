@@ -7,9 +7,9 @@ strategy alone (the same signals, no call made).
 
 from __future__ import annotations
 
+from freqtrade.strategy import IntParameter, IStrategy
 from pandas import DataFrame
 
-from freqtrade.strategy import IStrategy, IntParameter
 from integrations.freqtrade.mixin import TMLStrategyMixin
 
 
@@ -19,7 +19,7 @@ class TMLSampleStrategy(TMLStrategyMixin, IStrategy):
     can_short = False
     # stop and target become the signal's stop/target distance on /predict
     stoploss = -0.004
-    minimal_roi = {"0": 0.006}
+    minimal_roi = {"0": 0.006}  # noqa: RUF012 - freqtrade reads class attributes
     trailing_stop = False
     process_only_new_candles = True
     startup_candle_count = 100  # the service's feature window
