@@ -1,0 +1,2 @@
+"""freqtrade integration: a strategy mixin, a sample strategy/config, an offline runner and a
+candle converter. See docs/freqtrade.md."""
