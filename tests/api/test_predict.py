@@ -321,11 +321,13 @@ def test_a_signal_time_in_the_future_is_422(service: Service, api_db_url: str):
 
 def test_the_body_check_refuses_what_is_not_the_schema():
     good = {"prediction_id": "p", "trade_id": "t", "probability": 0.25, "decision": "skip",
-            "threshold": 0.5, "model": {"id": 1, "name": "default", "version": 2},
+            "threshold": 0.5, "rule": "expected_value", "expected_r": -0.25,
+            "model": {"id": 1, "name": "default", "version": 2},
             "feature_set_version": "fs", "contributions": None, "duplicate": False}
     request = httpx.Request("POST", "http://x/api/v1/predict")
     _check_body(httpx.Response(200, content=orjson.dumps(good), request=request))
     for bad in ({**good, "extra": 1}, {k: v for k, v in good.items() if k != "threshold"},
-                {**good, "probability": "0.25"}, {**good, "decision": "maybe"}):
+                {**good, "probability": "0.25"}, {**good, "decision": "maybe"},
+                {**good, "rule": "coin_flip"}):
         with pytest.raises((AssertionError, ValueError)):
             _check_body(httpx.Response(200, content=orjson.dumps(bad), request=request))
