@@ -256,7 +256,7 @@ def report(args: argparse.Namespace) -> list[str]:
               "more than two SEs of the paired per-row difference.", "",
               *table(("data", "who", "accuracy", "target", "always-take (base rate)",
                       "always-skip", "better constant", "bar", "minus better constant",
-                      "target"), accuracy),
+                      "met?"), accuracy),
               "#### Paired per-row differences (model minus baseline; negative is better)", "",
               *table(("data", "model", "baseline", "log loss", "Brier"), paired),
               "#### Taken signals (expected-value rule on the calibrated probability) vs all",
