@@ -162,6 +162,15 @@ def holdout_report(trainer: ModelTrainer, X_hold: Any, y_hold: np.ndarray,
     }
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingCandles:
+    """One candle series of a training job and what it is (symbol, timeframe may be '')."""
+
+    candles: Candles
+    symbol: str
+    timeframe: str
+
+
 class TrainingSystem(Protocol):
     """What a training job needs of the system (``MLSystem`` is one)."""
 
@@ -175,16 +184,17 @@ class TrainingSystem(Protocol):
     def train(self, data: Dataset, **kwargs: Any) -> TrainOutcome: ...
 
 
-def run_job(system: TrainingSystem, progress: Progress, *, candles: Candles | None,
+def run_job(system: TrainingSystem, progress: Progress, *,
+            candles: Sequence[TrainingCandles],
             strategies: Sequence[str] | None, use_database: bool, symbol: str | None,
             timeframe: str | None, algorithm: str, trials: int | None, seed: int | None,
             promote: bool, notes: str, barrier: Barrier | None = None) -> dict[str, Any]:
     """The body of a training job (POST /models/train): datasets, training, its summary."""
     progress(0.01, "building the dataset")
     parts = []
-    if candles is not None:
-        parts.append(system.dataset_from_candles(candles, strategies=strategies,
-                                                 symbol=symbol or "", timeframe=timeframe or "",
+    for c in candles:  # several: one pooled dataset, sorted by signal time
+        parts.append(system.dataset_from_candles(c.candles, strategies=strategies,
+                                                 symbol=c.symbol, timeframe=c.timeframe,
                                                  barrier=barrier))
     if use_database:
         parts.append(system.dataset_from_database(symbol=symbol, timeframe=timeframe))

@@ -45,3 +45,41 @@ def test_barrier_fields_change_the_labels_and_are_stored(service: Service, api_d
     assert stored == {"tp_atr": 1.0, "sl_atr": 1.0, "atr_period": 14, "horizon": "1w",
                       "horizon_bars": 7, "timeframe": "1d",
                       "horizon_bars_by_timeframe": {"1d": 7}}
+
+
+def test_several_files_train_one_pooled_model(service: Service, api_db_url: str,
+                                              tmp_path: Path) -> None:
+    """Two uploads in one job: symbol and timeframe from each file's name, one dataset,
+    the horizon as a duration turned into bars of each file's own timeframe."""
+    eurusd = write_slice(tmp_path / "EURUSD-1h.csv", "EURUSD", 0, 1500)
+    goog = write_slice(tmp_path / "GOOG-1d.csv", "GOOG", 0, 1400)
+    with service.client(key=ADMIN_KEY) as http:
+        with open(eurusd, "rb") as fe, open(goog, "rb") as fg:
+            r = http.post("/api/v1/models/train",
+                          files=[("file", ("EURUSD-1h.csv", fe, "text/csv")),
+                                 ("file", ("GOOG-1d.csv", fg, "text/csv"))],
+                          data={"trials": "1", "seed": "7", "use_database": "false",
+                                "promote": "false", "horizon": "2d"})
+        assert r.status_code == 202, r.text
+        job = poll_job(http, r.json()["job_id"])
+        with open(eurusd, "rb") as fe:  # a name that contradicts the form is refused
+            bad = http.post("/api/v1/models/train",
+                            files=[("file", ("EURUSD-1h.csv", fe, "text/csv"))],
+                            data={"timeframe": "4h", "use_database": "false"})
+    assert bad.status_code == 422 and "timeframe" in bad.text, bad.text
+    assert job["status"] == "succeeded", job
+    assert job["params"]["file"] == ["EURUSD-1h.csv", "GOOG-1d.csv"]
+    barrier = Barrier.from_values(horizon="2d")
+    parts = [build_dataset(load_candles_file(eurusd), symbol="EURUSD", timeframe="1h",
+                           barrier=barrier),
+             build_dataset(load_candles_file(goog), symbol="GOOG", timeframe="1d",
+                           barrier=barrier)]
+    n = sum(len(p) for p in parts)
+    holdout = job["result"]["holdout"]["model"]["count"]
+    # every signal of both files: the last 20 % held out, the rest (purged) trained on
+    assert holdout == int(np.ceil(0.2 * n))
+    assert n - holdout - 48 <= job["result"]["n_samples"] <= n - holdout
+    with psycopg.connect(api_db_url) as conn:
+        stored = conn.execute("SELECT metrics->'barrier' FROM ml_models WHERE id = %s",
+                              (job["result"]["model_id"],)).fetchone()[0]
+    assert stored["horizon_bars_by_timeframe"] == {"1h": 48, "1d": 2}

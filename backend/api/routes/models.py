@@ -52,7 +52,10 @@ def train(
     system: SystemDep,
     jobs: JobsDep,
     _: AdminScope,
-    file: Annotated[UploadFile | None, File(description="Candles: CSV, Parquet or Feather")] = None,
+    file: Annotated[list[UploadFile] | None, File(description=(
+        "Candles: CSV, Parquet or Feather. Several files are pooled into one model; each "
+        "file's symbol and timeframe come from its name (SYMBOL-TF.csv, "
+        "BASE_QUOTE-TF.feather) or the symbol/timeframe fields"))] = None,
     sample: Annotated[Literal["EURUSD", "GOOG"] | None,
                       Form(description="Train on a sample file shipped with the package")] = None,
     use_database: Annotated[bool, Form(description="Include labelled rows of real trades")] = True,
@@ -70,19 +73,20 @@ def train(
     """Start a background training job; poll GET /api/v1/jobs/{id}."""
     require_form(request)
     chosen = strategies_from(strategies)
+    candles = candles_from(file, sample, symbol=symbol, timeframe=timeframe)
     try:
         fields = TrainBarrier(tp_atr=tp_atr, sl_atr=sl_atr, horizon=horizon)
         barrier = Barrier.from_values(**fields.model_dump(), defaults=system.settings)
-        barrier.bars(timeframe)  # a duration needs the timeframe
+        for tf in {c.timeframe or timeframe for c in candles} or {timeframe}:
+            barrier.bars(tf)  # a duration needs each series' timeframe
     except ValueError as exc:
         raise BadRequest("horizon", str(exc)) from None
-    candles = candles_from(file, sample)
-    if candles is None and not use_database:
+    if not candles and not use_database:
         raise BadRequest("file", "give a candles file or sample, or set use_database")
     params = {"algorithm": algorithm, "trials": trials, "seed": seed, "symbol": symbol,
               "timeframe": timeframe, "sample": sample, "use_database": use_database,
               "strategies": chosen, "promote": promote,
-              "file": file.filename if file is not None else None,
+              "file": [f.filename for f in file or ()] or None,
               "barrier": {"tp_atr": barrier.tp_atr, "sl_atr": barrier.sl_atr,
                           "horizon": barrier.horizon}}
 
