@@ -12,9 +12,9 @@ import psycopg
 
 from tests.api.test_training_job import poll_job
 from tests.integrations.freqtrade_run import Run, backtest, trade_key
-from tests.utils.market_slices import write_slice
 from tests.utils.pg import count_rows
 from tests.utils.service import ADMIN_KEY, Service, start_service
+from tests.utils.synthetic import rsi_driven_candles
 
 OUTAGE_STRATEGIES = Path(__file__).parent / "strategies"
 UNREACHABLE = "TML service unreachable"
@@ -35,12 +35,15 @@ def _open_time(signal_time: str) -> str:
 
 
 def _train_and_activate(svc: Service, tmp_path: Path) -> int:
-    """A model with splits on the candles before the backtest (the bootstrap model is a
-    constant one: every signal the same answer), activated."""
-    csv = write_slice(tmp_path / "eurusd.csv", "EURUSD", 0, 2500)
+    """A model that tells signals apart, activated. The sample candles hold no edge, so a
+    model trained on them calibrates to one probability for every signal (the bootstrap
+    model is constant too); this one learns the planted RSI edge of synthetic candles, and
+    its calibrated probabilities on the EURUSD signals of the backtest differ."""
+    csv = tmp_path / "rsi_driven.csv"
+    rsi_driven_candles(4000, seed=11).to_frame().to_csv(csv)
     with svc.client(key=ADMIN_KEY, timeout=120) as http:
         with open(csv, "rb") as fh:
-            r = http.post("/api/v1/models/train", files={"file": ("eurusd.csv", fh, "text/csv")},
+            r = http.post("/api/v1/models/train", files={"file": ("rsi.csv", fh, "text/csv")},
                           data={"trials": "3", "seed": "5", "use_database": "false",
                                 "promote": "false"})
         assert r.status_code == 202, r.text
@@ -53,8 +56,8 @@ def _train_and_activate(svc: Service, tmp_path: Path) -> int:
 
 def test_backtest_with_the_service_in_the_loop(api_db_url, freqtrade_python, ft_datadir,
                                                tmp_path: Path):
-    # 0.3: about the median probability of this model on these signals, so it takes some
-    # and skips some
+    # 0.3: inside the spread of this model's calibrated probabilities on these signals
+    # (0.25-0.31, seeded), so it takes some and skips some
     svc = start_service(db_url=api_db_url, data_dir=tmp_path / "svc",
                         env={"TML_DECISION_THRESHOLD": "0.3"})
     try:
