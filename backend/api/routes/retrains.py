@@ -31,12 +31,13 @@ def retrain(req: RetrainRequest, retrainer: RetrainerDep, scope: AdminScope,
     """Retrain now if the policy says so (or `force`): 202 with the job, or with `wait` 200
     once it is done; 200 with `started: false` when not due. With `wait`, a retrain already
     running is waited for first, then the policy is asked again."""
+    waited = None
     if req.wait and (running := retrainer.running) is not None:
-        retrainer.wait(running, req.timeout)
+        waited = retrainer.wait(running, req.timeout)
     job, found = retrainer.start(force=req.force, requested_by=f"api:{scope}")
-    if job is None:
+    if job is None:  # not due: the one still running, or the one just waited for
         running = retrainer.running
-        row = retrainer.record(int(running.params["retrain_id"])) if running else None
+        row = retrainer.record(int(running.params["retrain_id"])) if running else waited
         return RetrainAnswer(started=False, due=found.reasons, check=found.details,
                              job_id=running.id if running else None, retrain=_public(row))
     retrain_id = int(job.params["retrain_id"])
