@@ -167,9 +167,11 @@ def _evaluate(argv: list[str]) -> int:
                    help="write reliability.png and cumulative_r.png into DIR")
     p.add_argument("--splits", type=int, default=5, help="outer walk-forward folds")
     p.add_argument("--inner-splits", type=int, default=5, help="inner (tuning) folds")
-    p.add_argument("--costs-r", type=float, default=0.0, help="round-trip costs in R")
-    p.add_argument("--margin-r", type=float, default=0.0,
-                   help="expected R a signal must exceed to be taken")
+    p.add_argument("--costs-r", type=float, default=None,
+                   help="round-trip costs in R (default: TML_DECISION_COSTS_R, 0)")
+    p.add_argument("--margin-r", type=float, default=None,
+                   help="expected R a signal must exceed to be taken (default: "
+                        "TML_DECISION_MARGIN_R, 0)")
     p.add_argument("--threshold", type=float, default=None,
                    help="probability override of the expected-value rule (default: "
                         "TML_DECISION_THRESHOLD when set)")
@@ -183,9 +185,7 @@ def _evaluate(argv: list[str]) -> int:
         system = _system(need_db=args.from_db)
         data = _load_data(args, system)
         s = system.settings
-        threshold = args.threshold
-        if threshold is None and "decision_threshold" in s.model_fields_set:
-            threshold = s.decision_threshold  # set explicitly: the override stays in force
+        threshold = args.threshold if args.threshold is not None else s.decision_threshold
         with on_cluster(s.dask_scheduler):  # unset: boosters fit in process
             result = nested_evaluate(
                 data, algorithm=args.algorithm,
@@ -194,7 +194,10 @@ def _evaluate(argv: list[str]) -> int:
                 n_splits=args.splits, inner_splits=args.inner_splits,
                 decision=DecisionConfig(tp_atr=data.barrier["tp_atr"],
                                         sl_atr=data.barrier["sl_atr"],
-                                        costs_r=args.costs_r, margin_r=args.margin_r,
+                                        costs_r=(args.costs_r if args.costs_r is not None
+                                                 else s.decision_costs_r),
+                                        margin_r=(args.margin_r if args.margin_r is not None
+                                                  else s.decision_margin_r),
                                         threshold=threshold),
                 show_progress=True)
         if args.plots:

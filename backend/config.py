@@ -47,7 +47,12 @@ class Settings(BaseSettings):
 
     # --- model serving ------------------------------------------------------------------
     model_name: str = "default"
-    decision_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Decisions by expected value in R (backend.ml.decision): take when
+    # p * reward - (1 - p) * risk - costs > margin. A threshold set here overrides the rule
+    # (take when p >= threshold); unset, the rule decides.
+    decision_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    decision_costs_r: float = Field(default=0.0, ge=0.0, le=10.0)
+    decision_margin_r: float = Field(default=0.0, ge=-10.0, le=10.0)
     top_contributions: int = Field(default=5, ge=1, le=50)
     compile_models: bool = True  # treelite/tl2cgen compiled path; native booster fallback
     model_poll_seconds: float = 15.0  # fallback when LISTEN/NOTIFY is not delivered
@@ -114,6 +119,12 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in {"", "none", "null"}:
             return None
         return value
+
+    @property
+    def metrics_threshold(self) -> float:
+        """The probability threshold of reported accuracy/precision: the override when set,
+        else 0.5 (the decisions themselves then follow the expected-value rule)."""
+        return 0.5 if self.decision_threshold is None else self.decision_threshold
 
     @property
     def pg_data_dir(self) -> Path:

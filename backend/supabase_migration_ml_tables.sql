@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS public.ml_predictions (
     probability         double precision NOT NULL CHECK (probability >= 0 AND probability <= 1),
     threshold           double precision NOT NULL CHECK (threshold >= 0 AND threshold <= 1),
     decision            text        NOT NULL CHECK (decision IN ('take', 'skip')),
+    decision_rule       text        CHECK (decision_rule IN ('expected_value', 'threshold')),
+    expected_r          double precision,  -- p * reward - (1 - p) * risk - costs, in R
     contributions       jsonb,
     latency_ms          double precision CHECK (latency_ms >= 0),
     created_at          timestamptz NOT NULL DEFAULT now(),
@@ -69,6 +71,13 @@ CREATE TABLE IF NOT EXISTS public.ml_predictions (
     resolved_at         timestamptz,
     UNIQUE (trade_id, model_id)
 );
+
+-- Added with decisions by expected value: which rule decided, and the expected R of taking
+-- (NULL on rows stored before). For databases created before the columns existed.
+ALTER TABLE public.ml_predictions
+    ADD COLUMN IF NOT EXISTS decision_rule text
+        CHECK (decision_rule IN ('expected_value', 'threshold')),
+    ADD COLUMN IF NOT EXISTS expected_r double precision;
 
 -- Daily live performance per model (written by the performance tracker, upserted).
 CREATE TABLE IF NOT EXISTS public.ml_performance (

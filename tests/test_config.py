@@ -34,6 +34,8 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "viewer_api_keys": ("viewer-key-a", "viewer-key-a"),
     "model_name": ("eurusd-1h", "eurusd-1h"),
     "decision_threshold": ("0.6", 0.6),
+    "decision_costs_r": ("0.05", 0.05),
+    "decision_margin_r": ("0.1", 0.1),
     "top_contributions": ("7", 7),
     "compile_models": ("false", False),
     "model_poll_seconds": ("3", 3.0),
@@ -113,7 +115,8 @@ def test_prepare_threshold_none_disables_prepared_statements(
 
 
 @pytest.mark.parametrize(("field", "raw"), [
-    ("decision_threshold", "1.5"), ("top_contributions", "0"), ("port", "eighty"),
+    ("decision_threshold", "1.5"), ("decision_costs_r", "-1"), ("top_contributions", "0"),
+    ("port", "eighty"),
     ("auto_migrate", "perhaps"),
 ])
 def test_a_bad_value_names_the_field(field: str, raw: str,

@@ -26,7 +26,8 @@ MAX_REMEMBERED = 200_000  # trade_ids whose answer is kept for duplicate request
 
 
 def answer(*, prediction_id: Any, trade_id: str, probability: float, decision: str,
-           threshold: float, model: dict[str, Any], feature_set_version: str,
+           threshold: float, rule: str | None, expected_r: float | None,
+           model: dict[str, Any], feature_set_version: str,
            contributions: dict[str, float] | None) -> dict[str, Any]:
     """The body of a /predict answer: ``PredictResponse``'s fields in its order.
 
@@ -36,7 +37,8 @@ def answer(*, prediction_id: Any, trade_id: str, probability: float, decision: s
     """
     return {"prediction_id": str(prediction_id), "trade_id": trade_id,
             "probability": probability, "decision": decision, "threshold": threshold,
-            "model": model, "feature_set_version": feature_set_version,
+            "rule": rule or "threshold", "expected_r": expected_r, "model": model,
+            "feature_set_version": feature_set_version,
             "contributions": contributions, "duplicate": False}
 
 
@@ -44,7 +46,8 @@ def scored_answer(scored: Scored) -> dict[str, Any]:
     m = scored.model
     return answer(prediction_id=scored.prediction_id, trade_id=scored.signal.trade_id,
                   probability=scored.probability, decision=scored.decision,
-                  threshold=scored.threshold, model=m.ref,
+                  threshold=scored.threshold, rule=scored.rule, expected_r=scored.expected_r,
+                  model=m.ref,
                   feature_set_version=m.feature_set_version, contributions=scored.contributions)
 
 
@@ -99,6 +102,7 @@ class AnswerCache:
             self.remember(r["trade_id"], answer(
                 prediction_id=r["id"], trade_id=r["trade_id"], probability=r["probability"],
                 decision=r["decision"], threshold=r["threshold"],
+                rule=r["decision_rule"], expected_r=r["expected_r"],
                 model={"id": r["model_id"], "name": r["name"], "version": r["version"]},
                 feature_set_version=r["feature_set_version"],
                 contributions=r["contributions"]))
@@ -110,7 +114,8 @@ class AnswerCache:
                 continue  # another model's answer: it reaches the database shortly
             self.remember(p["trade_id"], answer(
                 prediction_id=p["id"], trade_id=p["trade_id"], probability=p["probability"],
-                decision=p["decision"], threshold=p["threshold"], model=model.ref,
+                decision=p["decision"], threshold=p["threshold"],
+                rule=p.get("decision_rule"), expected_r=p.get("expected_r"), model=model.ref,
                 feature_set_version=model.feature_set_version,
                 contributions=p.get("contributions")))
             recalled += 1

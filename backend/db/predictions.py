@@ -14,21 +14,22 @@ from psycopg.rows import class_row, dict_row
 from backend.db.errors import translate
 
 INSERT_COLUMNS = ("id", "model_id", "trade_id", "probability", "threshold", "decision",
-                  "contributions", "latency_ms", "created_at", "outcome", "realized_return",
-                  "resolved_at")
+                  "decision_rule", "expected_r", "contributions", "latency_ms", "created_at",
+                  "outcome", "realized_return", "resolved_at")
 
 # The write-behind's insert: one JSON array per batch, unpacked by Postgres (see
 # trade_features). Conflicts on the id or on (trade_id, model_id) are skipped: a replayed
 # batch adds nothing. Outcomes arrive only from position_exits (RESOLVE_FROM_EXITS_SQL).
 INSERT_JSON_SQL = """
 INSERT INTO public.ml_predictions
-    (id, model_id, trade_id, probability, threshold, decision, contributions, latency_ms,
-     created_at)
+    (id, model_id, trade_id, probability, threshold, decision, decision_rule, expected_r,
+     contributions, latency_ms, created_at)
 SELECT r.id, r.model_id, r.trade_id, r.probability, r.threshold, r.decision,
-       r.contributions, r.latency_ms, r.created_at
+       r.decision_rule, r.expected_r, r.contributions, r.latency_ms, r.created_at
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
     id uuid, model_id bigint, trade_id text, probability double precision,
-    threshold double precision, decision text, contributions jsonb,
+    threshold double precision, decision text, decision_rule text,
+    expected_r double precision, contributions jsonb,
     latency_ms double precision, created_at timestamptz)
 ON CONFLICT DO NOTHING
 """
@@ -42,7 +43,8 @@ FROM public.position_exits e
 WHERE e.trade_id = p.trade_id AND p.outcome IS NULL AND p.trade_id = ANY(%(ids)s)
 """
 RECENT_ANSWERS_SQL = """
-SELECT p.id, p.trade_id, p.probability, p.threshold, p.decision, p.contributions,
+SELECT p.id, p.trade_id, p.probability, p.threshold, p.decision, p.decision_rule,
+       p.expected_r, p.contributions,
        m.id AS model_id, m.name, m.version, m.feature_set_version
 FROM public.ml_predictions AS p JOIN public.ml_models AS m ON m.id = p.model_id
 ORDER BY p.created_at DESC
@@ -77,6 +79,8 @@ class PredictionRow:
     outcome: int | None = None
     realized_return: float | None = None
     resolved_at: datetime | None = None
+    decision_rule: str | None = None  # None: stored before decisions by expected value
+    expected_r: float | None = None
 
 
 def insert_json(conn: psycopg.Connection, *, rows_json: str) -> int:

@@ -14,6 +14,7 @@ Stored forms::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,18 @@ class Calibration:
         if self.method == "isotonic":
             return _interp_clip(p, np.asarray(self.x), np.asarray(self.y))
         return p.copy()
+
+
+    def apply_one(self, prob: float) -> float:
+        """:meth:`apply` for one probability (the single-signal hot path: no arrays for the
+        identity and the sigmoid)."""
+        if self.method == "identity":
+            return prob
+        if self.method == "sigmoid":
+            p = min(max(prob, EPS), 1.0 - EPS)
+            z = self.a * (math.log(p) - math.log1p(-p)) + self.b
+            return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+        return float(self.apply(prob))
 
 
 def _interp_clip(p: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

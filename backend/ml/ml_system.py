@@ -38,7 +38,9 @@ class MLSystem:
         self.settings = settings
         self.pool = pool
         self.extractor = FeatureExtractor()
-        self.predictor = Predictor(threshold=settings.decision_threshold)
+        self.predictor = Predictor(threshold=settings.decision_threshold,
+                                   costs_r=settings.decision_costs_r,
+                                   margin_r=settings.decision_margin_r)
         self._load_lock = threading.Lock()
 
     @contextmanager

@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from backend.db import models
 from backend.db.errors import translate
 from backend.ml.boosters import Booster, predict_booster
+from backend.ml.calibration import Calibration
 from backend.ml.metrics import classification_metrics
 
 if TYPE_CHECKING:
@@ -132,7 +133,9 @@ def _score(row: ModelRow, X: pd.DataFrame, y: np.ndarray, metric: str) -> float:
     missing = [f for f in row.feature_names if f not in X.columns]
     if missing:
         raise ValueError(f"X_holdout: lacks features of {_label(row)}: {missing}")
-    prob = predict_booster(load_booster(row), X[list(row.feature_names)].to_numpy(np.float64))
+    raw = predict_booster(load_booster(row), X[list(row.feature_names)].to_numpy(np.float64))
+    # the probabilities the model serves: its out-of-fold calibration applied
+    prob = Calibration.from_json((row.metrics or {}).get("calibration")).apply(raw)
     value = classification_metrics(y, prob)[metric]
     if value is None:
         raise ValueError(f"y_holdout: {metric} is undefined here (a single class?)")

@@ -15,6 +15,7 @@ from backend.db.records import JournalRecord
 from backend.ml.candles import CandleError, Candles
 from backend.ml.feature_extractor import FeatureExtractor, named_features
 from backend.ml.predictor import LoadedModel, Predictor
+from backend.ml.signal_context import SignalError
 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew between the bot and this service
 
@@ -51,9 +52,11 @@ class Scored:
     prediction_id: uuid.UUID
     signal: Signal
     model: LoadedModel
-    probability: float
+    probability: float  # calibrated
     decision: str
-    threshold: float
+    threshold: float  # the probability at or above which this signal is taken
+    rule: str  # "expected_value", or "threshold" (TML_DECISION_THRESHOLD set)
+    expected_r: float  # p * reward - (1 - p) * risk - costs, in R
     vector: np.ndarray
     contributions: dict[str, float] | None
     latency_ms: float
@@ -73,7 +76,8 @@ class Scored:
             prediction={
                 "id": self.prediction_id, "model_id": self.model.id, "trade_id": s.trade_id,
                 "probability": self.probability, "threshold": self.threshold,
-                "decision": self.decision, "contributions": self.contributions,
+                "decision": self.decision, "decision_rule": self.rule,
+                "expected_r": self.expected_r, "contributions": self.contributions,
                 "latency_ms": self.latency_ms, "created_at": self.created_at,
             },
         )
@@ -101,10 +105,26 @@ def make_signal(candles: Candles, *, trade_id: str, symbol: str, timeframe: str,
                                               f"signal time, got {len(candles)}")
     if signal_time is None:
         signal_time = datetime.fromtimestamp(int(candles.time[-1]), UTC)
+    _check_stop_and_target(float(candles.close[-1]), side, stop_price, target_price, prefix)
     return Signal(trade_id=trade_id, symbol=symbol, timeframe=timeframe, side=side,
                   strategy=strategy, candles=candles, signal_time=signal_time,
                   signal_strength=signal_strength, stop_price=stop_price,
                   target_price=target_price)
+
+
+def _check_stop_and_target(entry: float, side: str, stop_price: float | None,
+                           target_price: float | None, prefix: str) -> None:
+    """The stop on the losing side of the last close for the side, the target on the
+    winning side: anything else would store a negative distance as a feature and make the
+    reward/risk of the decision meaningless."""
+    sign = 1.0 if side == "long" else -1.0
+    if stop_price is not None and sign * (entry - stop_price) <= 0:
+        raise SignalError(f"{prefix}stop_price", f"{stop_price} is not on the losing side of "
+                                                 f"the last close {entry} for a {side}")
+    if target_price is not None and sign * (target_price - entry) <= 0:
+        raise SignalError(f"{prefix}target_price", f"{target_price} is not on the winning "
+                                                   f"side of the last close {entry} for a "
+                                                   f"{side}")
 
 
 def score(signals: Sequence[Signal], *, extractor: FeatureExtractor, predictor: Predictor,
@@ -126,12 +146,17 @@ def score(signals: Sequence[Signal], *, extractor: FeatureExtractor, predictor: 
         probs = [model.predict_one(vectors[0])]
     else:
         probs = model.predict_proba(np.vstack(vectors)).tolist()
-    threshold = predictor.threshold
+    decisions = [
+        predictor.decide(p, barrier=model.barrier, entry=float(s.candles.close[-1]),
+                         side=s.side, stop_price=s.stop_price, target_price=s.target_price)
+        for s, p in zip(signals, probs, strict=True)
+    ]
     now = datetime.now(UTC)
     latency_ms = (time.perf_counter() - start) * 1000 / len(signals)
     out = []
-    for s, x, p in zip(signals, vectors, probs, strict=True):
+    for s, x, p, d in zip(signals, vectors, probs, decisions, strict=True):
         contribs = model.top_contributions(x, top_contributions) if explain else None
-        out.append(Scored(uuid7(), s, model, float(p), predictor.decide(p),
-                          threshold, x, contribs, latency_ms, now))
+        out.append(Scored(uuid7(), s, model, float(p), "take" if d.take else "skip",
+                          predictor.break_even(d), d.rule, d.expected_r, x, contribs,
+                          latency_ms, now))
     return out

@@ -113,7 +113,7 @@ def train(data: Dataset, *, settings: Settings, connect: Connect, name: str,
         n_trials=trials if trials is not None else settings.train_trials,
         timeout=settings.train_timeout_seconds,
         seed=seed if seed is not None else settings.train_seed,
-        threshold=settings.decision_threshold,
+        threshold=settings.metrics_threshold,
         storage=(settings.optuna_storage.get_secret_value()
                  if settings.optuna_storage else None),
         study_name=settings.optuna_study,
@@ -123,7 +123,7 @@ def train(data: Dataset, *, settings: Settings, connect: Connect, name: str,
         trainer.fit(X_train, y_train, data.t0[train_idx], data.t1[train_idx])
     report(0.85, "evaluating on the held-out window")
     holdout = holdout_report(trainer, X_hold, y_hold, y_train,
-                             threshold=settings.decision_threshold)
+                             threshold=settings.metrics_threshold)
     with connect() as conn:
         row = registry.register(conn, trainer, name=name,
                                 feature_set_version=FEATURE_SET_VERSION, notes=notes)
@@ -147,10 +147,12 @@ def train(data: Dataset, *, settings: Settings, connect: Connect, name: str,
 
 def holdout_report(trainer: ModelTrainer, X_hold: Any, y_hold: np.ndarray,
                    y_train: np.ndarray, *, threshold: float) -> dict[str, Any]:
-    """Out-of-sample figures on the held-out window, beside always-take."""
+    """Out-of-sample figures on the held-out window (calibrated probabilities, as served),
+    beside always-take."""
     if len(y_hold) == 0:
         return {}
-    prob = predict_booster(trainer.booster_, X_hold.to_numpy(dtype=np.float64))
+    prob = trainer.calibration_.apply(
+        predict_booster(trainer.booster_, X_hold.to_numpy(dtype=np.float64)))
     base = float(np.mean(y_train))
     return {
         "model": classification_metrics(y_hold, np.asarray(prob), threshold=threshold),

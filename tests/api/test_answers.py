@@ -12,7 +12,8 @@ from backend.api.schemas.predict import PredictResponse
 
 def _answer(trade_id: str = "t-1", probability: float = 0.61) -> dict:
     return answer(prediction_id=uuid.uuid4(), trade_id=trade_id, probability=probability,
-                  decision="take", threshold=0.5, model={"id": 3, "name": "default",
+                  decision="take", threshold=0.5, rule="expected_value", expected_r=0.23,
+                  model={"id": 3, "name": "default",
                                                          "version": 2},
                   feature_set_version="fs1", contributions={"rsi_14": 0.02})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -14,17 +15,15 @@ import pytest
 from backend.db import models
 from backend.ml.boosters import predict_booster
 from backend.ml.candles import load_candles_file, sample_candles_path
-from backend.ml.dataset import Dataset, build_dataset
-from backend.ml.model_trainer import ModelTrainer
-from backend.ml.predictor import (
+from backend.ml.compiled_trees import (
     COMPILED_TOLERANCE,
-    LoadedModel,
-    Predictor,
     _split_values,
     library_path,
-    load_model,
     verification_rows,
 )
+from backend.ml.dataset import Dataset, build_dataset
+from backend.ml.model_trainer import ModelTrainer
+from backend.ml.predictor import LoadedModel, Predictor, load_model
 from backend.ml.registry import ModelIntegrityError, register
 
 ALGORITHMS = ["xgboost", "lightgbm"]
@@ -73,7 +72,12 @@ def test_registered_model_predicts_like_the_trainer(
     assert not native.compiled
     assert (native.id, native.version, native.sha256) == (row.id, row.version, row.artifact_sha256)
     assert native.feature_names == list(goog.X.columns)
-    np.testing.assert_array_equal(native.predict_proba(X), predict_booster(trainer.booster_, X))
+    np.testing.assert_array_equal(native.raw_proba(X), predict_booster(trainer.booster_, X))
+    # served probabilities are the trainer's out-of-fold calibration of the trees' output
+    np.testing.assert_allclose(
+        native.predict_proba(X), trainer.calibration_.apply(predict_booster(trainer.booster_, X)),
+        rtol=0, atol=1e-15)
+    assert native.calibration == trainer.calibration_
     compiled = load_model(row, cache_dir=tmp_path)
     assert compiled.compiled
     np.testing.assert_allclose(compiled.predict_proba(X), native.predict_proba(X),
@@ -91,11 +95,15 @@ def test_compiled_matches_native_on_split_thresholds(
     assert model.compiled
     rows = verification_rows(model.booster, model.feature_names, n_rows=1000, seed=99)
     assert np.isnan(rows).any()
-    gap = np.abs(model.predict_proba(rows) - predict_booster(model.booster, rows))
+    gap = np.abs(model.raw_proba(rows) - predict_booster(model.booster, rows))
     assert gap.max() <= COMPILED_TOLERANCE
+    # served (calibrated) probabilities: compiled batch and single-row calls match the
+    # native booster's output put through the same calibration
+    native = model.calibration.apply(predict_booster(model.booster, rows))
+    np.testing.assert_allclose(model.predict_proba(rows), native, rtol=0,
+                               atol=COMPILED_TOLERANCE)
     singles = [model.predict_one(r) for r in rows[:50]]
-    np.testing.assert_allclose(singles, predict_booster(model.booster, rows[:50]),
-                               rtol=0, atol=COMPILED_TOLERANCE)
+    np.testing.assert_allclose(singles, native[:50], rtol=0, atol=COMPILED_TOLERANCE)
 
 
 @pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
@@ -108,7 +116,7 @@ def test_float64_values_that_alias_missing_are_served_exactly(
     assert model.compiled
     X = goog.X.to_numpy(dtype=np.float64)[:60].copy()
     X.view(np.int32)[:, ::2][~np.isnan(X)] = -1  # moves each value by ~1e-16 relative
-    native = predict_booster(model.booster, X)
+    native = model.calibration.apply(predict_booster(model.booster, X))
     np.testing.assert_allclose(model.predict_proba(X), native, rtol=0, atol=COMPILED_TOLERANCE)
     np.testing.assert_allclose([model.predict_one(r) for r in X], native,
                                rtol=0, atol=COMPILED_TOLERANCE)
@@ -154,7 +162,7 @@ def test_broken_cached_library_falls_back_to_native(
     assert not model.compiled
     assert "native booster" in caplog.text
     X = _rows_with_nan(goog)
-    np.testing.assert_array_equal(model.predict_proba(X), predict_booster(model.booster, X))
+    np.testing.assert_array_equal(model.raw_proba(X), predict_booster(model.booster, X))
 
 
 @pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)
@@ -167,8 +175,8 @@ def test_contributions_sum_to_raw_margin(
     contributions = model.contributions(X)
     assert contributions.shape == (40, model.n_features + 1)
     np.testing.assert_allclose(contributions.sum(axis=1), model.raw_margin(X), atol=1e-5)
-    # probability = sigmoid(margin)
-    np.testing.assert_allclose(1 / (1 + np.exp(-model.raw_margin(X))), model.predict_proba(X),
+    # the trees' probability = sigmoid(margin) (served: that, calibrated)
+    np.testing.assert_allclose(1 / (1 + np.exp(-model.raw_margin(X))), model.raw_proba(X),
                                atol=1e-6)
     top = model.top_contributions(X[0], 5)
     assert len(top) == 5
@@ -192,12 +200,33 @@ def test_bad_shapes_name_the_field(conn: psycopg.Connection, trainers: dict) -> 
 
 
 def test_decide_and_threshold() -> None:
+    barrier = {"tp_atr": 2.0, "sl_atr": 1.0}
     predictor = Predictor(threshold=0.55)
     assert predictor.current is None
-    assert predictor.decide(0.55) == "take"  # probability >= threshold takes
-    assert predictor.decide(0.5499) == "skip"
+    decide = functools.partial(predictor.decide, barrier=barrier, entry=1.0, side="long")
+    assert decide(0.55).take and decide(0.55).rule == "threshold"  # probability >= threshold
+    assert not decide(0.5499).take
     with pytest.raises(ValueError, match=r"^threshold:"):
         Predictor(threshold=1.5)
+
+
+def test_expected_value_rule_by_default() -> None:
+    """No threshold: take when p * reward - (1 - p) * risk - costs > margin, with reward/risk
+    from the signal's stop and target when given, else from the model's barrier."""
+    predictor = Predictor(costs_r=0.1)
+    barrier = {"tp_atr": 2.0, "sl_atr": 1.0}  # reward 2 R: break-even p = (1 + 0.1) / 3
+    d = predictor.decide(0.37, barrier=barrier, entry=100.0, side="long")
+    assert d.take and d.rule == "expected_value"
+    assert d.expected_r == pytest.approx(0.37 * 2 - 0.63 - 0.1)
+    assert predictor.break_even(d) == pytest.approx(1.1 / 3)
+    assert not predictor.decide(0.36, barrier=barrier, entry=100.0, side="long").take
+    # the signal's own stop 1 below and target 1 above a short's entry: reward 1 R
+    own = predictor.decide(0.5, barrier=barrier, entry=100.0, side="short", stop_price=101.0,
+                           target_price=99.0)
+    assert (own.reward_r, own.take) == (1.0, False)  # 0.5 - 0.5 - 0.1 < 0
+    with pytest.raises(ValueError, match="stop_price"):
+        predictor.decide(0.5, barrier=barrier, entry=100.0, side="long", stop_price=101.0,
+                         target_price=105.0)
 
 
 @pytest.mark.slow  # trains on the full GOOG data (the trainers fixture)

@@ -47,7 +47,9 @@ def weak(split: dict) -> ModelTrainer:
 
 
 def _hand_log_loss(trainer: ModelTrainer, split: dict) -> float:
-    prob = predict_booster(trainer.booster_, split["X_hold"].to_numpy(np.float64))
+    """The held-out log loss of what the model serves: its calibrated probabilities."""
+    prob = trainer.calibration_.apply(
+        predict_booster(trainer.booster_, split["X_hold"].to_numpy(np.float64)))
     return classification_metrics(split["y_hold"], prob)["log_loss"]
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import psycopg
 from fastapi import APIRouter, Request, Response
 
@@ -31,7 +34,10 @@ async def evaluate_exit(request: Request, system: SystemDep, _: BotScope) -> Fas
     """Hold, exit, move the stop or take a partial: advice at the last candle's close."""
     req = await parse_body(request, ExitEvaluateRequest)
     provider = model_probability(system.predictor, system.extractor)
-    return FastJSONResponse(advise(req, probability_provider=provider).model_dump(mode="json"))
+    model = system.predictor.current  # max_bars defaults to the horizon it was trained with
+    return FastJSONResponse(advise(req, probability_provider=provider,
+                                   model_barrier=model.barrier if model else None
+                                   ).model_dump(mode="json"))
 
 
 @router.post("", response_model=ExitRecordResponse, responses=ERROR_RESPONSES, status_code=201)
@@ -54,11 +60,13 @@ def record_exit(req: ExitRecordRequest, pool: PoolDep, writer: WriterDep, _: Bot
 
 
 def advise(req: ExitEvaluateRequest, *,
-           probability_provider: ProbabilityProvider | None = None) -> ExitEvaluateResponse:
+           probability_provider: ProbabilityProvider | None = None,
+           model_barrier: Mapping[str, Any] | None = None) -> ExitEvaluateResponse:
     """The answer of /exits/evaluate (CandleError, PositionError: 422 naming the field)."""
     candles = candles_to_arrays(req.candles, field="candles")
     advice = service.evaluate(req, candles, policy=req.policy, params=req.params,
-                              probability_provider=probability_provider)
+                              probability_provider=probability_provider,
+                              model_barrier=model_barrier)
     d, state = advice.decision, advice.state
     return ExitEvaluateResponse(
         trade_id=req.trade_id, action=d.action, reason=d.reason, stop=d.stop, target=d.target,

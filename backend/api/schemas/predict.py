@@ -66,9 +66,21 @@ class ModelRef(BaseModel):
 class PredictResponse(BaseModel):
     prediction_id: str
     trade_id: str
-    probability: float
+    probability: float = Field(description="Calibrated probability that the trade pays "
+                                           "(calibration fitted out-of-fold at training).")
     decision: Literal["take", "skip"]
-    threshold: float
+    threshold: float = Field(description="The probability at or above which this signal is "
+                                         "taken: the expected-value rule's break-even "
+                                         "(risk + costs + margin) / (reward + risk), or "
+                                         "TML_DECISION_THRESHOLD when set.")
+    rule: Literal["expected_value", "threshold"] = Field(
+        default="threshold", description="What decided: take when p x reward - (1 - p) x "
+                                         "risk - costs > margin (in R), or the explicit "
+                                         "probability threshold override.")
+    expected_r: float | None = Field(
+        default=None, description="Expected value of taking the signal, in R (multiples "
+                                  "of the risk to the stop), after costs. Null on answers "
+                                  "stored before the rule existed.")
     model: ModelRef
     feature_set_version: str
     contributions: dict[str, float] | None = None
