@@ -256,6 +256,9 @@ def service_figures(events: list[dict[str, Any]], labels: dict[int, int]) -> dic
         if scored else None,
         "precision": round(float(np.mean(take)), 4) if take else None,
         "base_rate": round(float(np.mean([y for _, y in scored])), 4) if scored else None,
+        # what always-take or always-skip would score, whichever is higher
+        "majority_accuracy": round(max(m := float(np.mean([y for _, y in scored])), 1 - m), 4)
+        if scored else None,
         "models": sorted({e["answer"]["model"]["id"] for e in judged}),
     }
 
@@ -403,12 +406,24 @@ def render(report: dict[str, Any]) -> str:
             cells = [f"{v} {'met' if ok else 'NOT met'}" for v, ok in
                      (get(t) for t in r["targets"].values())]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        if r["retrains"]:
-            promoted = sum(bool(x["promoted"]) for x in r["retrains"])
-            lines += ["", f"d: {len(r['retrains'])} retrains, {promoted} promoted: "
-                      + "; ".join(f"#{x['id']} {x['reason']} n={x['n_outcomes']} "
-                                  f"{'promoted' if x['promoted'] else 'kept'}"
-                                  for x in r["retrains"])]
+        lines.append("")
+        for key, v in r["variants"].items():  # what the targets' literal reading hides
+            s = v["service"]
+            if s["accuracy"] is not None and s["accuracy"] <= s["majority_accuracy"]:
+                lines.append(f"note {key}: accuracy {_fmt(s['accuracy'], True)} is no better "
+                             f"than always-take/always-skip "
+                             f"({_fmt(s['majority_accuracy'], True)}); the service took "
+                             f"{s['take']} of {s['scored']} signals")
+            if key != "a" and v["trades"] == 0:
+                lines.append(f"note {key}: no trade at all (profit 0 vs a's "
+                             f"{r['variants']['a']['profit_pct']:.2f} %): nothing to learn "
+                             "from, the skipped signals report no outcome")
+        promoted = sum(bool(x["promoted"]) for x in r["retrains"])
+        lines.append(f"d: {len(r['retrains'])} retrain(s), {promoted} promoted"
+                     + (": " if r["retrains"] else "")
+                     + "; ".join(f"#{x['id']} {x['reason']} n={x['n_outcomes']} "
+                                 f"{'promoted' if x['promoted'] else 'kept'} "
+                                 f"({x['comparison']})" for x in r["retrains"]))
     return "\n".join(lines)
 
 
@@ -421,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=8, help="Optuna trials per training")
     p.add_argument("--bootstrap-fraction", type=float, default=0.6)
     p.add_argument("--retrain-after", type=int, default=10, help="outcomes per retrain (d)")
+    p.add_argument("--json-out", type=Path, default=None, help="also write the JSON here")
     p.add_argument("--workdir", type=Path, default=None, help="default: a temp dir, removed")
     args = p.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tml-loop-"))
@@ -435,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0
 
