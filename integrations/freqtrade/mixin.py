@@ -287,11 +287,16 @@ class TMLStrategyMixin:
         if answer is None:
             return None
         row = answer.retrain or {}
-        if answer.started:
+        # the service's own check after the exit may have started it: this call then
+        # waited for it (started: false), so "new" is a retrain not logged before
+        new = row.get("id") is not None and row.get("id") != getattr(self, "_tml_retrain_id",
+                                                                     None)
+        if new:
+            self._tml_retrain_id = row.get("id")
             logger.info("TML retrain %s after %s (%s): candidate %s %s", row.get("id"),
                         trade_id, row.get("reason"), row.get("candidate_model_id"),
                         "promoted" if answer.promoted else "not promoted")
-        return {"started": answer.started, "due": answer.due, "id": row.get("id"),
+        return {"new": new, "started": answer.started, "due": answer.due, "id": row.get("id"),
                 "reason": row.get("reason"), "status": row.get("status"),
                 "candidate_model_id": row.get("candidate_model_id"),
                 "promoted": row.get("promoted")}
