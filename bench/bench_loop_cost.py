@@ -4,11 +4,14 @@ side in one run (docs/performance.md, "Cost of the loop").
     python bench/bench_loop_cost.py [--candles FILE] [--repeat 3]
 
 Without: the sample strategy alone (``entry: off``, nothing reported: no call at all).
-With: variant b of the loop report (``entry: follow``: /predict before every entry, every
-closed trade to /exits) against the real service over HTTP, its model bootstrapped on the
-candles before the window. Wall-clock of the whole ``freqtrade backtesting`` process
-(start-up included, the same in both), median of ``--repeat`` runs, alternated so load
-on the machine hits both alike. Target: with / without <= 2.
+With: ``entry: observe``: /predict before every entry and every closed trade to /exits,
+against the real service over HTTP (its model bootstrapped on the candles before the
+window), every entry taken, so both runs make exactly the same trades and the difference
+is the service's cost. (``follow`` would skip entries and do less work.) A third run adds
+exit advice (/exits/evaluate on every candle of an open trade; its exits, so its trades,
+differ). Wall-clock of the whole ``freqtrade backtesting`` process (start-up included)
+and of its backtest loop alone (from freqtrade's log), median of ``--repeat`` runs,
+alternated so load on the machine hits all alike. Target: with / without <= 2.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -39,6 +43,20 @@ from bench.loop_report import (  # noqa: E402
 )
 
 TARGET = 2.0
+MODES = {"without": {"entry": "off", "report_exits": False},
+         "with": {"entry": "observe"},
+         "with_exit_advice": {"entry": "observe", "exit_advice": True}}
+
+
+def loop_seconds(log: Path) -> float:
+    """freqtrade's backtest loop alone: from "Backtesting with data from" to the results."""
+    stamps = {}
+    for line in log.read_text().splitlines():
+        for key, marker in (("start", "Backtesting with data from"),
+                            ("end", "dumping json to")):
+            if marker in line and key not in stamps:
+                stamps[key] = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return (stamps["end"] - stamps["start"]).total_seconds()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,46 +76,54 @@ def main(argv: list[str] | None = None) -> int:
         env = {"TML_BOOTSTRAP_CANDLES": str(m.bootstrap_file), "TML_BOOTSTRAP_SYMBOL": m.name,
                "TML_BOOTSTRAP_TIMEFRAME": m.timeframe, "TML_BOOTSTRAP_TRIALS": str(args.trials),
                "TML_BOOTSTRAP_ON_START": "true", "TML_TRACKER_INTERVAL_SECONDS": "86400"}
-        without: list[float] = []
-        with_service: list[float] = []
-        calls: list[int] = []
+        runs: dict[str, dict[str, list[float]]] = {
+            k: {"process": [], "loop": []} for k in MODES}
+        shape: dict[str, dict[str, int]] = {}
         with service(db, workdir / "svc", env) as url:
             for i in range(args.repeat):
-                _, _, seconds = backtest(m, workdir / f"off-{i}",
-                                         tml={"entry": "off", "report_exits": False})
-                without.append(seconds)
-                trades, events, seconds = backtest(
-                    m, workdir / f"on-{i}", tml={"url": url, "entry": "follow",
-                                                 "trade_id_prefix": f"cost-{i}"})
-                with_service.append(seconds)
-                calls.append(len(events))
-                n_trades = len(trades)
+                for mode, tml in MODES.items():
+                    run_dir = workdir / f"{mode}-{i}"
+                    trades, events, seconds = backtest(
+                        m, run_dir, tml={"url": url, "trade_id_prefix": f"cost-{mode}-{i}",
+                                         **tml})
+                    runs[mode]["process"].append(seconds)
+                    runs[mode]["loop"].append(loop_seconds(run_dir / "freqtrade.log"))
+                    shape[mode] = {"trades": len(trades), "entries_asked": sum(
+                        e["event"] == "entry" for e in events), "exits_reported": sum(
+                        e["event"] == "exit" for e in events)}
             with httpx.Client(headers={"X-API-Key": ADMIN_KEY}) as http:
                 model = http.get(f"{url}/api/v1/models", params={"status": "active"}
                                  ).json()["data"][0]["id"]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    a, b = float(np.median(without)), float(np.median(with_service))
+    med = {k: {p: float(np.median(v[p])) for p in v} for k, v in runs.items()}
+    ratio = med["with"]["process"] / med["without"]["process"]
     result = {"candles": Path(args.candles).name, "pair": m.pair, "timeframe": m.timeframe,
               "backtest_candles": m.rows - m.bootstrap_rows, "repeat": args.repeat,
-              "model_id": model, "trades_with_service": n_trades,
-              "service_calls_per_run": calls[-1],
-              "without_seconds": [round(x, 2) for x in without],
-              "with_seconds": [round(x, 2) for x in with_service],
-              "without_median": round(a, 2), "with_median": round(b, 2),
-              "ratio": round(b / a, 3), "target": TARGET, "met": b / a <= TARGET,
+              "model_id": model, "runs": {k: {"seconds": {p: [round(x, 2) for x in v[p]]
+                                                          for p in v},
+                                              "median": {p: round(x, 2)
+                                                         for p, x in med[k].items()},
+                                              **shape[k]} for k, v in runs.items()},
+              "ratio": round(ratio, 3),
+              "loop_ratio": round(med["with"]["loop"] / med["without"]["loop"], 3),
+              "target": TARGET, "met": ratio <= TARGET,
               "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if args.json:
         print(json.dumps(result, indent=2))
-    else:
-        print(f"{result['candles']} ({m.pair} {m.timeframe}, {result['backtest_candles']} "
-              f"candles backtested, {args.repeat} runs each, median wall-clock of the "
-              f"freqtrade process)\n"
-              f"  without the service: {a:6.2f} s  {result['without_seconds']}\n"
-              f"  with the service:    {b:6.2f} s  {result['with_seconds']}  "
-              f"({calls[-1]} entries asked and exits reported per run, {n_trades} trades)\n"
-              f"  ratio: {b / a:.2f}x (target <= {TARGET:.0f}x: "
-              f"{'met' if result['met'] else 'NOT met'})")
+        return 0
+    print(f"{result['candles']} ({m.pair} {m.timeframe}, {result['backtest_candles']} candles "
+          f"backtested, {args.repeat} runs of each, medians)\n"
+          f"| run | trades | entries asked | exits reported | freqtrade process | "
+          f"backtest loop | process ratio | loop ratio |\n|---|---|---|---|---|---|---|---|")
+    for mode in MODES:
+        r, x = result["runs"][mode], med[mode]
+        print(f"| {mode} | {r['trades']} | {r['entries_asked']} | {r['exits_reported']} | "
+              f"{x['process']:.2f} s | {x['loop']:.2f} s | "
+              f"{x['process'] / med['without']['process']:.2f}x | "
+              f"{x['loop'] / med['without']['loop']:.2f}x |")
+    print(f"with / without: {ratio:.2f}x (target <= {TARGET:.0f}x: "
+          f"{'met' if result['met'] else 'NOT met'})")
     return 0
 
 
