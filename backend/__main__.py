@@ -21,9 +21,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                                                    "%(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)  # chatty at INFO
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a progress bar says enough
     if command == "migrate":
         from backend.apply_ml_migration import main as migrate_main
 

@@ -176,3 +176,19 @@ def test_importing_serving_code_loads_no_optuna_or_tqdm() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_boosters_imported_first_load_without_scikit_learn() -> None:
+    """The serving path's first import of xgboost/lightgbm leaves scikit-learn unloaded; a
+    process that loaded scikit-learn first keeps the libraries' wrappers (training)."""
+    import subprocess
+    import sys
+
+    serving = ("import sys, backend.ml.predictor; "
+               "print('sklearn' in sys.modules, 'xgboost' in sys.modules)")
+    training = ("import sys, sklearn, backend.ml.predictor, lightgbm.compat as c; "
+                "print(c.SKLEARN_INSTALLED)")
+    run = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=True).stdout.split()
+           for code in (serving, training)]
+    assert run == [["False", "True"], ["True"]]

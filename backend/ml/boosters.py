@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
-import xgboost as xgb
+
+from backend.ml.native_libs import lightgbm as lgb
+from backend.ml.native_libs import xgboost as xgb
 
 ALGORITHMS = ("xgboost", "lightgbm")
 ARTIFACT_FORMATS = {"xgboost": "xgboost-ubj", "lightgbm": "lightgbm-text"}

@@ -20,13 +20,13 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import tl2cgen
 import treelite
-import xgboost as xgb
 
 from backend.ml.boosters import Booster, predict_booster
+from backend.ml.native_libs import lightgbm as lgb
+from backend.ml.native_libs import xgboost as xgb
 
 if TYPE_CHECKING:
     from backend.db.models import ModelRow

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.ml import boosters
+from backend.ml import boosters, native_libs
 
 
 @contextmanager
@@ -71,6 +71,7 @@ def _train(client: Any, algorithm: str, params: dict[str, Any], X: np.ndarray,
         booster = dxgb.train(client, native, data, num_boost_round=rounds)["booster"]
         booster.set_param({"nthread": 1})
         return booster
+    native_libs.load_lightgbm_wrappers()  # lightgbm.dask's classes are its sklearn wrappers
     import lightgbm.dask as dlgb
 
     # lightgbm.dask sets the threads per worker itself (and warns about num_threads)

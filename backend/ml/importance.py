@@ -7,9 +7,9 @@ SHAP values are the boosters' own exact TreeSHAP (``pred_contribs`` in XGBoost,
 from __future__ import annotations
 
 import numpy as np
-import xgboost as xgb
 
 from backend.ml.boosters import Booster, gain_importance
+from backend.ml.native_libs import xgboost as xgb
 
 
 def shap_values(booster: Booster, X: np.ndarray, feature_names: list[str]) -> np.ndarray:

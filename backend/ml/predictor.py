@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xgboost as xgb
 from numpy.typing import ArrayLike
 
 from backend.ml.boosters import Booster, predict_booster
 from backend.ml.calibration import Calibration
 from backend.ml.compiled_trees import DEFAULT_CACHE_DIR, CompiledTrees, compile_model
 from backend.ml.decision import Decision, decide, reward_risk
+from backend.ml.native_libs import xgboost as xgb
 from backend.ml.registry import load_booster
 from backend.positions.barriers import DEFAULT_MAX_BARS, DEFAULT_SL_ATR, DEFAULT_TP_ATR
 

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 from numpy.typing import ArrayLike
 
 from backend.db import models
@@ -22,6 +20,8 @@ from backend.db.errors import translate
 from backend.ml.boosters import Booster, predict_booster
 from backend.ml.calibration import Calibration
 from backend.ml.metrics import classification_metrics
+from backend.ml.native_libs import lightgbm as lgb
+from backend.ml.native_libs import xgboost as xgb
 
 if TYPE_CHECKING:
     import psycopg

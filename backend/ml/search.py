@@ -8,6 +8,9 @@ import optuna
 
 from backend.ml.weights import CLASS_WEIGHTS, SAMPLE_WEIGHTS
 
+# One INFO line per trial drowns the progress bar (CLI) and the service's log (train jobs).
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
 # Bumped whenever the search space changes, so shared studies never mix two spaces.
 SEARCH_SPACE_VERSION = 3
 WEIGHTING_KEYS = ("sample_weight", "class_weight")

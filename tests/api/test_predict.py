@@ -80,6 +80,34 @@ def test_prediction_lands_as_feature_row_and_prediction(service: Service, api_db
     assert count_rows(api_db_url, "ml_predictions", "trade_id = %s AND model_id = %s "
                       "AND id = %s::uuid", ("t-1", body["model"]["id"],
                                             body["prediction_id"])) == 1
+    # the rule that decided and the expected R are stored with the prediction
+    assert body["rule"] == "expected_value"
+    assert count_rows(api_db_url, "ml_predictions", "trade_id = 't-1' AND decision_rule = %s "
+                      "AND abs(expected_r - %s) < 1e-12 AND abs(threshold - %s) < 1e-12",
+                      (body["rule"], body["expected_r"], body["threshold"])) == 1
+
+
+def test_expected_value_decision_follows_the_signals_stop_and_target(service: Service):
+    """No TML_DECISION_THRESHOLD: take when p x reward - (1 - p) x risk > 0, reward/risk from
+    the signal's own stop and target, else the model's training barrier (2 ATR : 1 ATR)."""
+    body = predict_body("ev-barrier")
+    close = body["candles"]["close"][-1]
+    with service.client() as http:
+        barrier = http.post("/api/v1/predict", json=body).json()
+        wide = http.post("/api/v1/predict", json={
+            **predict_body("ev-wide"), "stop_price": close * 0.99,
+            "target_price": close * 1.09}).json()  # 9 R to win against 1 R to lose
+        wrong = http.post("/api/v1/predict", json={
+            **predict_body("ev-wrong"), "stop_price": close * 1.01})
+    p = barrier["probability"]
+    assert barrier["threshold"] == pytest.approx(1 / 3)  # break-even of 2 R : 1 R
+    assert barrier["expected_r"] == pytest.approx(p * 2 - (1 - p))
+    assert barrier["decision"] == ("take" if barrier["expected_r"] > 0 else "skip")
+    assert wide["threshold"] == pytest.approx(0.1)
+    assert wide["expected_r"] == pytest.approx(wide["probability"] * 9 - (1 - wide["probability"]))
+    assert wide["decision"] == ("take" if wide["expected_r"] > 0 else "skip")
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"][0]["loc"][-1] == "stop_price"
 
 
 def test_same_trade_id_returns_stored_prediction_without_duplicate(service: Service,
@@ -321,11 +349,13 @@ def test_a_signal_time_in_the_future_is_422(service: Service, api_db_url: str):
 
 def test_the_body_check_refuses_what_is_not_the_schema():
     good = {"prediction_id": "p", "trade_id": "t", "probability": 0.25, "decision": "skip",
-            "threshold": 0.5, "model": {"id": 1, "name": "default", "version": 2},
+            "threshold": 0.5, "rule": "expected_value", "expected_r": -0.25,
+            "model": {"id": 1, "name": "default", "version": 2},
             "feature_set_version": "fs", "contributions": None, "duplicate": False}
     request = httpx.Request("POST", "http://x/api/v1/predict")
     _check_body(httpx.Response(200, content=orjson.dumps(good), request=request))
     for bad in ({**good, "extra": 1}, {k: v for k, v in good.items() if k != "threshold"},
-                {**good, "probability": "0.25"}, {**good, "decision": "maybe"}):
+                {**good, "probability": "0.25"}, {**good, "decision": "maybe"},
+                {**good, "rule": "coin_flip"}):
         with pytest.raises((AssertionError, ValueError)):
             _check_body(httpx.Response(200, content=orjson.dumps(bad), request=request))

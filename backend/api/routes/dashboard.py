@@ -66,7 +66,7 @@ def _json(content: dict[str, Any]) -> FastJSONResponse:
 
 
 @router.get("/options")
-def options(conn: ConnDep, settings: SettingsDep, _: ViewerScope) -> FastJSONResponse:
+def options(_: ViewerScope, conn: ConnDep, settings: SettingsDep) -> FastJSONResponse:
     """Choices for the filters (models, symbols) and the served model's name."""
     rows, _count = models_db.list_models(conn, limit=500)
     return _json({
@@ -78,28 +78,28 @@ def options(conn: ConnDep, settings: SettingsDep, _: ViewerScope) -> FastJSONRes
 
 
 @router.get("/models")
-def models_panel(conn: ConnDep, _: ViewerScope) -> FastJSONResponse:
+def models_panel(_: ViewerScope, conn: ConnDep) -> FastJSONResponse:
     """The registry with out-of-sample metrics and baselines, and the activation history."""
     return _json({"models": dash.models(conn), "activations": dash.activations(conn)})
 
 
 @router.get("/quality")
-def quality_panel(conn: ConnDep, f: FiltersDep, _: ViewerScope) -> FastJSONResponse:
+def quality_panel(_: ViewerScope, conn: ConnDep, f: FiltersDep) -> FastJSONResponse:
     """Live quality per model and day, and the reliability of resolved predictions."""
     return _json({"filters": f, "days": dash.quality(conn, filters=f),
                   "reliability": dash.reliability(conn, filters=f)})
 
 
 @router.get("/drift")
-def drift_panel(conn: ConnDep, f: FiltersDep, settings: SettingsDep,
-                _: ViewerScope) -> FastJSONResponse:
+def drift_panel(_: ViewerScope, conn: ConnDep, f: FiltersDep,
+                settings: SettingsDep) -> FastJSONResponse:
     """PSI per feature of the chosen (else the active) model, worst first."""
     return _json({"filters": f, "features": dash.drift(conn, filters=f,
                                                        active_name=settings.model_name)})
 
 
 @router.get("/exits")
-def exits_panel(conn: ConnDep, f: FiltersDep, _: ViewerScope) -> FastJSONResponse:
+def exits_panel(_: ViewerScope, conn: ConnDep, f: FiltersDep) -> FastJSONResponse:
     """Exits by reason, per day, and the cumulative R of reported trades."""
     return _json({"filters": f, "by_reason": dash.exits_by_reason(conn, filters=f),
                   "daily": dash.exits_daily(conn, filters=f),
@@ -107,7 +107,7 @@ def exits_panel(conn: ConnDep, f: FiltersDep, _: ViewerScope) -> FastJSONRespons
 
 
 @router.get("/predictions")
-def predictions_panel(conn: ConnDep, f: FiltersDep, _: ViewerScope,
+def predictions_panel(_: ViewerScope, conn: ConnDep, f: FiltersDep,
                       limit: Annotated[int, Query(ge=1, le=500)] = 100) -> FastJSONResponse:
     """The latest predictions: trade, symbol, probability, decision, model, outcome."""
     rows = dash.recent_predictions(conn, filters=f, limit=limit)

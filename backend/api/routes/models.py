@@ -22,7 +22,7 @@ def _public(row: Any) -> ModelPublic:
 
 
 @router.get("", response_model=ModelsPublic)
-def list_models(conn: ConnDep, _: BotScope,
+def list_models(_: BotScope, conn: ConnDep,
                 status: Literal["candidate", "active", "retired"] | None = None,
                 name: Annotated[str | None, Query(max_length=64,
                                                   pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
@@ -35,7 +35,7 @@ def list_models(conn: ConnDep, _: BotScope,
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
-def get_model(model_id: int, conn: ConnDep, _: BotScope) -> ModelPublic:
+def get_model(_: BotScope, model_id: int, conn: ConnDep) -> ModelPublic:
     """One model with its out-of-sample metrics and baselines."""
     return _public(models_db.get(conn, model_id=model_id))
 

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/performance", tags=["performance"])
 
 
 @router.get("", response_model=PerformanceList)
-def list_performance(conn: ConnDep, _: BotScope,
+def list_performance(_: BotScope, conn: ConnDep,
                      model: Annotated[int | None, Query(ge=1, le=2**62)] = None,
                      days: Annotated[int, Query(ge=1, le=3650)] = 30) -> PerformanceList:
     """Daily live metrics per model over the last `days` days."""

@@ -74,11 +74,11 @@ class PredictResponse(BaseModel):
                                          "(risk + costs + margin) / (reward + risk), or "
                                          "TML_DECISION_THRESHOLD when set.")
     rule: Literal["expected_value", "threshold"] = Field(
-        default="threshold", description="What decided: take when p x reward - (1 - p) x "
+        description="What decided: take when p x reward - (1 - p) x "
                                          "risk - costs > margin (in R), or the explicit "
                                          "probability threshold override.")
     expected_r: float | None = Field(
-        default=None, description="Expected value of taking the signal, in R (multiples "
+        description="Expected value of taking the signal, in R (multiples "
                                   "of the risk to the stop), after costs. Null on answers "
                                   "stored before the rule existed.")
     model: ModelRef
