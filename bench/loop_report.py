@@ -260,6 +260,11 @@ def service_figures(events: list[dict[str, Any]], labels: dict[int, int]) -> dic
         "majority_accuracy": round(max(m := float(np.mean([y for _, y in scored])), 1 - m), 4)
         if scored else None,
         "models": sorted({e["answer"]["model"]["id"] for e in judged}),
+        # a model whose (calibrated) probability is one value for every signal is no model
+        "distinct_probabilities": len({round(e["probability"], 6) for e in judged}),
+        "probability_range": [round(min(e["probability"] for e in judged), 4),
+                              round(max(e["probability"] for e in judged), 4)]
+        if judged else None,
     }
 
 
@@ -414,6 +419,10 @@ def render(report: dict[str, Any]) -> str:
                              f"than always-take/always-skip "
                              f"({_fmt(s['majority_accuracy'], True)}); the service took "
                              f"{s['take']} of {s['scored']} signals")
+            if s["distinct_probabilities"] == 1:
+                lines.append(f"note {key}: one probability for every signal "
+                             f"({s['probability_range'][0]}): the model does not tell "
+                             "them apart")
             if key != "a" and v["trades"] == 0:
                 lines.append(f"note {key}: no trade at all (profit 0 vs a's "
                              f"{r['variants']['a']['profit_pct']:.2f} %): nothing to learn "
