@@ -30,6 +30,7 @@ from backend.api.routes import (
     models,
     performance,
     predict,
+    retrains,
 )
 from backend.config import Settings, get_settings
 from backend.db.errors import DatabaseError
@@ -42,6 +43,7 @@ from backend.ml.feature_extractor import use_native_features
 from backend.ml.ml_system import MLSystem
 from backend.ml.model_watcher import ModelWatcher
 from backend.ml.registry import ModelIntegrityError
+from backend.ml.retrain_policy import Retrainer
 
 log = logging.getLogger("backend")
 
@@ -57,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = create_metrics()
-    for module in (health, predict, exits, models, jobs, performance, dashboard, api_docs):
+    # retrains before models: its /retrains must not reach models' /{model_id}
+    for module in (health, predict, exits, retrains, models, jobs, performance, dashboard,
+                   api_docs):
         app.include_router(module.router)
     app.include_router(dashboard.page)
     install_error_handlers(app)
@@ -92,6 +96,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pool, app.state.system = pool, system
     app.state.api_keys = load_api_keys(s)
     app.state.jobs = JobManager()
+    app.state.retrainer = Retrainer(system, app.state.jobs)  # TML_RETRAIN_*; unset: off
     writer = _writer(s, url, pool, system)
     writer.start()
     app.state.writer = writer

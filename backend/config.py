@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     # (xgboost.dask / lightgbm.dask); unset: in this process
     dask_scheduler: str | None = None
 
+    # --- continual learning (backend/ml/retrain_policy.py); all unset: off -------------
+    # retrain after this many labelled outcomes closed since the active model's training
+    # window ended (or since the newest outcome the last retrain saw)
+    retrain_after_outcomes: int | None = Field(default=None, ge=1)
+    # ... or when the outcomes' own clock (newest closed_at) is this many hours past it
+    retrain_every_hours: float | None = Field(default=None, gt=0)
+    # ... or when the tracker's drift (max PSI over features) of the active model exceeds it
+    retrain_max_psi: float | None = Field(default=None, gt=0)
+    retrain_with_bootstrap: bool = False  # add the bootstrap candles' dataset
+    retrain_trials: int | None = Field(default=None, ge=1)  # None: train_trials
+
     # --- performance tracker ------------------------------------------------------------
     tracker_interval_seconds: float = 300.0
 

@@ -11,7 +11,7 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -44,6 +44,7 @@ class JobManager:
     def __init__(self, max_workers: int = 1) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
         self._jobs: dict[str, Job] = {}
+        self._futures: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
 
     def submit(self, kind: str, fn: Callable[[ProgressFn], dict[str, Any]],
@@ -51,8 +52,23 @@ class JobManager:
         job = Job(id=str(uuid.uuid4()), kind=kind, params=params or {})
         with self._lock:
             self._jobs[job.id] = job
-        self._pool.submit(self._run, job, fn)
+        future = self._pool.submit(self._run, job, fn)
+        with self._lock:
+            self._futures[job.id] = future
+        future.add_done_callback(lambda _f: self._forget(job.id))
         return job
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job | None:
+        """Block until the job has finished (or ``timeout``); the job, None if unknown."""
+        with self._lock:
+            future, job = self._futures.get(job_id), self._jobs.get(job_id)
+        if future is not None:
+            future.exception(timeout)  # TimeoutError when still running; _run never raises
+        return job
+
+    def _forget(self, job_id: str) -> None:
+        with self._lock:
+            self._futures.pop(job_id, None)
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

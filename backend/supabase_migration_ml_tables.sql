@@ -1,4 +1,4 @@
--- Trading-ML backend schema: 5 tables (+ ml_schema_migrations), 16 indexes, a NOTIFY
+-- Trading-ML backend schema: 6 tables (+ ml_schema_migrations), 17 indexes, a NOTIFY
 -- trigger, 3 views, RLS and role grants. Postgres 15+ (views use security_invoker).
 -- Re-runnable (IF NOT EXISTS / OR REPLACE / guarded DO blocks) and free of BEGIN/COMMIT:
 -- apply_ml_migration.py wraps the whole file in one transaction.
@@ -129,6 +129,31 @@ CREATE TABLE IF NOT EXISTS public.position_exits (
     CHECK (exit_time > entry_time)
 );
 
+-- One row per retrain of the continual-learning policy (or a forced one): why it ran, on
+-- which outcomes, and what became of the candidate (backend/db/retrains.py).
+CREATE TABLE IF NOT EXISTS public.ml_retrains (
+    id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    model_name          text        NOT NULL,
+    reason              text        NOT NULL CHECK (reason IN ('outcomes', 'hours', 'drift',
+                            'forced')),
+    details             jsonb       NOT NULL DEFAULT '{}'::jsonb,  -- every trigger's figures
+    active_model_id     bigint      REFERENCES public.ml_models (id),
+    candidate_model_id  bigint      REFERENCES public.ml_models (id),
+    n_outcomes          integer     NOT NULL CHECK (n_outcomes >= 0),
+    outcomes_until      timestamptz,  -- newest closed_at seen: the next count starts there
+    status              text        NOT NULL DEFAULT 'running'
+                            CHECK (status IN ('running', 'succeeded', 'failed')),
+    promoted            boolean,
+    result              jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    error               text,
+    requested_by        text        NOT NULL,
+    started_at          timestamptz NOT NULL DEFAULT now(),
+    finished_at         timestamptz
+);
+COMMENT ON TABLE public.ml_retrains IS
+    'Continual learning: each retrain, its reason (outcomes, hours, drift, forced), the '
+    'outcomes it saw and whether its candidate was promoted.';
+
 -- Applied versions of this file (written by apply_ml_migration.py; on Supabase it also
 -- records the version in supabase_migrations.schema_migrations for `supabase db push`).
 CREATE TABLE IF NOT EXISTS public.ml_schema_migrations (
@@ -230,6 +255,11 @@ CREATE INDEX IF NOT EXISTS position_exits_symbol_time_idx
 CREATE INDEX IF NOT EXISTS position_exits_policy_time_idx
     ON public.position_exits (policy_name, exit_time)
     WHERE policy_name IS NOT NULL;
+
+-- retrains.list_retrains(model_name=) (GET /api/v1/models/retrains) and retrains.last(),
+-- the policy's "since the last retrain", newest first.
+CREATE INDEX IF NOT EXISTS ml_retrains_name_started_idx
+    ON public.ml_retrains (model_name, started_at DESC, id DESC);
 
 -- ---------------------------------------------------------------------------------------
 -- Model activation reaches every API replica: they LISTEN on ml_model_activated and reload.
@@ -401,6 +431,7 @@ ALTER TABLE public.ml_predictions       ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.ml_performance       ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.position_exits       ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.ml_schema_migrations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.ml_retrains          ENABLE ROW LEVEL SECURITY;
 
 -- ---------------------------------------------------------------------------------------
 -- Grants, only for the roles that exist (Supabase has anon, authenticated, service_role; a
@@ -411,12 +442,14 @@ ALTER TABLE public.ml_schema_migrations ENABLE ROW LEVEL SECURITY;
 DO $$
 DECLARE
     tables   text[] := ARRAY['ml_trade_features', 'ml_models', 'ml_predictions',
-                             'ml_performance', 'position_exits', 'ml_schema_migrations'];
+                             'ml_performance', 'position_exits', 'ml_schema_migrations',
+                             'ml_retrains'];
     views    text[] := ARRAY['ml_model_performance_summary', 'daily_exit_performance',
                              'ml_feature_statistics'];
     -- identity sequences of the tables (ml_predictions uses uuid keys)
     seqs     text[] := ARRAY['ml_trade_features_id_seq', 'ml_models_id_seq',
-                             'ml_performance_id_seq', 'position_exits_id_seq'];
+                             'ml_performance_id_seq', 'position_exits_id_seq',
+                             'ml_retrains_id_seq'];
     role_name text;
     obj      text;
 BEGIN

@@ -62,6 +62,11 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "barrier_horizon": ("2d", "2d"),
     "dataset_workers": ("3", 3),
     "dask_scheduler": ("tcp://dask.example:8786", "tcp://dask.example:8786"),
+    "retrain_after_outcomes": ("50", 50),
+    "retrain_every_hours": ("12.5", 12.5),
+    "retrain_max_psi": ("0.25", 0.25),
+    "retrain_with_bootstrap": ("true", True),
+    "retrain_trials": ("4", 4),
 }
 SECRETS = ("database_url", "bot_api_keys", "admin_api_keys", "viewer_api_keys",
            "optuna_storage")

@@ -22,6 +22,7 @@ from backend.db.errors import translate
 from backend.db.write_behind import WriteBehind
 from backend.jobs import JobManager
 from backend.ml.ml_system import MLSystem
+from backend.ml.retrain_policy import Retrainer
 
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
                               description="API key: scope `bot`, `admin` or `viewer` "
@@ -57,6 +58,10 @@ async def get_jobs(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
+async def get_retrainer(request: Request) -> Retrainer:
+    return request.app.state.retrainer
+
+
 async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
@@ -83,6 +88,7 @@ SystemDep = Annotated[MLSystem, Depends(get_system)]
 WriterDep = Annotated[WriteBehind, Depends(get_writer)]
 PredictionsDep = Annotated[Predictions, Depends(get_predictions)]
 JobsDep = Annotated[JobManager, Depends(get_jobs)]
+RetrainerDep = Annotated[Retrainer, Depends(get_retrainer)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 BotScope = Annotated[Scope, Depends(require_bot)]
 AdminScope = Annotated[Scope, Depends(require_admin)]

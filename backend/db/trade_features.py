@@ -48,6 +48,12 @@ WHERE feature_set_version = %(feature_set_version)s AND label IS NOT NULL
 AND_SYMBOL_SQL = " AND symbol = %(symbol)s"
 AND_TIMEFRAME_SQL = " AND timeframe = %(timeframe)s"
 ORDER_BY_SIGNAL_TIME_SQL = " ORDER BY signal_time, id"
+# The retrain policy's check after each exit: labelled outcomes closed after a moment.
+OUTCOMES_SINCE_SQL = """
+SELECT count(*), max(closed_at) FROM public.ml_trade_features
+WHERE feature_set_version = %(feature_set_version)s AND label IS NOT NULL
+  AND closed_at > %(since)s
+"""
 
 
 @dataclass
@@ -107,3 +113,12 @@ def labeled(conn: psycopg.Connection, *, feature_set_version: str, symbol: str |
     with translate(), conn.cursor(row_factory=class_row(TradeFeatureRow)) as cur:
         return cur.execute(query, params).fetchall()
 
+
+
+def outcomes_since(conn: psycopg.Connection, *, feature_set_version: str,
+                   since: datetime) -> tuple[int, datetime | None]:
+    """How many labelled rows closed after ``since``, and the newest ``closed_at``."""
+    with translate():
+        row = conn.execute(OUTCOMES_SINCE_SQL, {"feature_set_version": feature_set_version,
+                                                "since": since}).fetchone()
+    return (int(row[0]), row[1]) if row else (0, None)

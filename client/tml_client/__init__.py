@@ -10,7 +10,15 @@
 
 from tml_client.client import TMLClient
 from tml_client.errors import ServiceError, ServiceUnavailable, TMLError, ValidationFailed
-from tml_client.types import ExitAdvice, ExitRecord, FieldError, ModelRef, Prediction
+from tml_client.types import (
+    ExitAdvice,
+    ExitRecord,
+    FieldError,
+    ModelRef,
+    Prediction,
+    Retrain,
+)
 
-__all__ = ["ExitAdvice", "ExitRecord", "FieldError", "ModelRef", "Prediction", "ServiceError",
+__all__ = ["ExitAdvice", "ExitRecord", "FieldError", "ModelRef", "Prediction", "Retrain",
+           "ServiceError",
            "ServiceUnavailable", "TMLClient", "TMLError", "ValidationFailed"]

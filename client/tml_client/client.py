@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from tml_client.errors import ServiceError, ServiceUnavailable, ValidationFailed
-from tml_client.types import ExitAdvice, ExitRecord, FieldError, Prediction
+from tml_client.types import ExitAdvice, ExitRecord, FieldError, Prediction, Retrain
 
 # Candles: {"time": [...], "open": [...], ...} or [{"time": ..., "open": ...}, ...]
 CandlesLike = Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]
@@ -143,15 +143,26 @@ class TMLClient:
             "target_price": target_price, "explain": explain or None,
             "candles": _candles(candles)})
 
+    def retrain(self, *, admin_key: str, force: bool = False, wait: bool = True,
+                timeout: float = 1800.0) -> Retrain:
+        """``POST /models/retrain`` with an ``admin`` key: retrain if the service's policy
+        says so (or ``force``); with ``wait``, answers when the retrain is done."""
+        data = self._post("/models/retrain", {"force": force, "wait": wait, "timeout": timeout},
+                          headers={"X-API-Key": admin_key},
+                          timeout=httpx.Timeout(timeout + 30.0, connect=5.0))
+        return Retrain.from_json(data)
+
     # -- transport ---------------------------------------------------------------------
 
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
+    def _post(self, path: str, body: dict[str, Any], *, headers: dict[str, str] | None = None,
+              timeout: httpx.Timeout | None = None) -> Any:
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                response = self._http.post(path, json=body)
+                response = self._http.post(path, json=body, headers=headers,
+                                           **({"timeout": timeout} if timeout else {}))
             except httpx.TransportError as exc:  # refused, reset, timeout: same body again
                 last = exc
                 continue

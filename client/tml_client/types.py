@@ -122,3 +122,23 @@ class ExitRecord:
     def from_json(cls, data: dict[str, Any]) -> ExitRecord:
         return _build(cls, data, entry_time=_time(data["entry_time"]),
                       exit_time=_time(data["exit_time"]), created_at=_time(data["created_at"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Retrain:
+    """Answer of ``/models/retrain``: ``retrain`` is the ``ml_retrains`` row (a dict)."""
+
+    started: bool
+    due: list[str]
+    check: dict[str, Any]
+    job_id: str | None
+    retrain: dict[str, Any] | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def promoted(self) -> bool:
+        return bool(self.retrain and self.retrain.get("promoted"))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Retrain:
+        return _build(cls, data)

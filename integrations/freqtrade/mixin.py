@@ -269,9 +269,34 @@ class TMLStrategyMixin:
             else "freqtrade", policy_params=s.params if s.exit_advice else {})
         if recorded is not None:
             self._tml_reported.add(info["trade_id"])
+        retrain = (self._tml_retrain(info["trade_id"])
+                   if recorded is not None and s.retrain else None)
         self._tml_log({"event": "exit", "trade_id": info["trade_id"], "pair": pair,
                        "side": side, "entry_time": entry_time.isoformat(),
                        "exit_time": exit_time.isoformat(), "entry_price": trade.open_rate,
                        "exit_price": exit_price, "exit_reason": reason,
                        "freqtrade_reason": trade.exit_reason,
-                       "recorded": recorded is not None})
+                       "recorded": recorded is not None, "retrain": retrain})
+
+    def _tml_retrain(self, trade_id: str) -> dict[str, Any] | None:
+        """Ask for a retrain and wait for it (``retrain: true``); what came of it."""
+        s = self._tml()
+        answer = self._tml_call("models/retrain", self._tml_http().retrain,
+                                admin_key=s.admin_api_key, wait=True,
+                                timeout=s.retrain_timeout)
+        if answer is None:
+            return None
+        row = answer.retrain or {}
+        # the service's own check after the exit may have started it: this call then
+        # waited for it (started: false), so "new" is a retrain not logged before
+        new = row.get("id") is not None and row.get("id") != getattr(self, "_tml_retrain_id",
+                                                                     None)
+        if new:
+            self._tml_retrain_id = row.get("id")
+            logger.info("TML retrain %s after %s (%s): candidate %s %s", row.get("id"),
+                        trade_id, row.get("reason"), row.get("candidate_model_id"),
+                        "promoted" if answer.promoted else "not promoted")
+        return {"new": new, "started": answer.started, "due": answer.due, "id": row.get("id"),
+                "reason": row.get("reason"), "status": row.get("status"),
+                "candidate_model_id": row.get("candidate_model_id"),
+                "promoted": row.get("promoted")}

@@ -19,7 +19,10 @@ class TMLSettings:
     /exits/evaluate. ``report_exits``: closed trades go to /exits (the labels the service
     learns from). ``fail_open``: take entries while the service cannot answer (default:
     refuse them). ``trade_id_prefix`` keeps runs that must not share ids apart (one per
-    variant of the loop report).
+    variant of the loop report). ``retrain``: after each exit reported, ask the service to
+    retrain if its policy says so (``POST /models/retrain`` with ``wait``, the admin key from
+    the env ``TML_ADMIN_API_KEY``): the bot waits, so a backtest with continual learning
+    reproduces; a live bot leaves it off and lets the service's own check run.
     """
 
     url: str = "http://127.0.0.1:8000"
@@ -38,6 +41,9 @@ class TMLSettings:
     trade_id_prefix: str = "ft"
     symbols: dict[str, str] = field(default_factory=dict)  # pair -> service symbol
     decision_log: str | None = None  # JSONL of every entry asked and exit reported
+    retrain: bool = False
+    retrain_timeout: float = 1800.0
+    admin_api_key: str = ""  # from TML_ADMIN_API_KEY only (never the config file)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TMLSettings:
@@ -48,6 +54,11 @@ class TMLSettings:
             raise ValueError(f"unknown key(s) in config 'tml': {', '.join(unknown)}")
         raw.setdefault("url", os.environ.get("TML_URL", cls.url))
         raw["api_key"] = os.environ.get("TML_API_KEY") or raw.get("api_key", "")
+        if "admin_api_key" in raw:
+            raise ValueError("config 'tml.admin_api_key': set the env TML_ADMIN_API_KEY")
+        raw["admin_api_key"] = os.environ.get("TML_ADMIN_API_KEY", "")
+        if raw.get("retrain") and not raw["admin_api_key"]:
+            raise ValueError("config 'tml.retrain' needs the env TML_ADMIN_API_KEY")
         if raw.get("entry", "follow") not in ("follow", "observe", "off"):
             raise ValueError("config 'tml.entry' must be follow, observe or off")
         return cls(**raw)

@@ -52,7 +52,9 @@ def backtest(python: Path, workdir: Path, datadir: Path, *, tml: dict[str, Any],
         cmd += ["--strategy-path", str(strategy_path)]
     # COLUMNS: freqtrade logs through rich, which wraps lines at the terminal width
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "400",
+                          # this tree's client first (the virtualenv may hold another's)
+                          env={**os.environ, "COLUMNS": "400",
+                               "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "client")]),
                                **(env or {})})
     output = proc.stdout + proc.stderr
     (workdir / "freqtrade.log").write_text(output)

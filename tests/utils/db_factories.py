@@ -30,7 +30,7 @@ from backend.db.predictions import PredictionRow
 from backend.db.trade_features import TradeFeatureRow
 
 TABLES = {"ml_trade_features", "ml_models", "ml_predictions", "ml_performance",
-          "position_exits", "ml_schema_migrations"}
+          "position_exits", "ml_schema_migrations", "ml_retrains"}
 VIEWS = {"ml_model_performance_summary", "daily_exit_performance", "ml_feature_statistics"}
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

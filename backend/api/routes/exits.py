@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from fastapi import APIRouter, Request, Response
 
-from backend.api.deps import BotScope, PoolDep, SystemDep, WriterDep
+from backend.api.deps import BotScope, PoolDep, RetrainerDep, SystemDep, WriterDep
 from backend.api.openapi_body import body_openapi, parse_body
 from backend.api.responses import ERROR_RESPONSES, FastJSONResponse
 from backend.api.schemas.exits import (
@@ -42,7 +42,7 @@ async def evaluate_exit(request: Request, system: SystemDep, _: BotScope) -> Fas
 
 @router.post("", response_model=ExitRecordResponse, responses=ERROR_RESPONSES, status_code=201)
 def record_exit(req: ExitRecordRequest, pool: PoolDep, writer: WriterDep, _: BotScope,
-                response: Response) -> ExitRecordResponse:
+                retrainer: RetrainerDep, response: Response) -> ExitRecordResponse:
     """Record a closed position; label its signal and resolve its predictions (idempotent:
     201 when stored, 200 with `created: false` when it already was)."""
     # Not needed for correctness (rows that land later are labelled from the stored exit),
@@ -54,6 +54,8 @@ def record_exit(req: ExitRecordRequest, pool: PoolDep, writer: WriterDep, _: Bot
         stored, created = store_exit(conn, row)
     if not created:
         response.status_code = 200
+    else:  # a new outcome: the retrain policy's cheap check (starts a job when due)
+        retrainer.after_exit()
     return ExitRecordResponse.model_validate({**vars(stored), "created": created})
 
 

@@ -39,7 +39,7 @@ class TMLSampleStrategy(TMLStrategyMixin, IStrategy):
         above = dataframe["ema_fast"] > dataframe["ema_slow"]
         cross_up = above & ~above.shift(1, fill_value=True)
         dataframe.loc[cross_up & (dataframe["volume"] > 0), ["enter_long", "enter_tag"]] = (
-            1, "ema_cross")
+            1, "ma_cross")  # the service's ma_cross family (a known strategy feature)
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
