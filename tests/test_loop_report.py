@@ -53,9 +53,12 @@ def test_service_figures_score_decisions_against_the_base_trades() -> None:
     assert s["probability_range"] == [0.2, 0.6]
 
 
-def _variant(profit: float, avg_loss: float | None, accuracy: float, base: float) -> dict:
-    return {"profit_pct": profit, "avg_loss_pct": avg_loss,
-            "service": {"accuracy": accuracy, "base_rate": base}}
+def _variant(profit: float, avg_loss: float | None, accuracy: float, base: float,
+             trades: int = 10, majority: float | None = None) -> dict:
+    return {"profit_pct": profit, "avg_loss_pct": avg_loss, "trades": trades,
+            "service": {"accuracy": accuracy, "base_rate": base,
+                        "majority_accuracy": max(base, 1 - base) if majority is None
+                        else majority}}
 
 
 def test_targets_met_and_not_met() -> None:
@@ -74,3 +77,12 @@ def test_targets_met_and_not_met() -> None:
                                                             for k in "bcd"}})
     assert loss["b"]["profit_gain"]["value"] == pytest.approx(0.5)
     assert loss["b"]["profit_gain"]["met"]
+
+
+def test_skipping_everything_meets_no_target() -> None:
+    """Above 55 % and the base rate only by skipping everything (always-skip scores 70 %),
+    and a profit "gain" from no trade at all: neither is met."""
+    t = targets({"a": _variant(-0.13, -0.15, 0.706, 0.294),
+                 **{k: _variant(0.0, None, 0.706, 0.294, trades=0) for k in "bcd"}})
+    assert t["b"]["accuracy"]["to_beat"] == pytest.approx(0.706)
+    assert not t["b"]["accuracy"]["met"] and not t["b"]["profit_gain"]["met"]
