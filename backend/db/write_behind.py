@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -147,14 +148,8 @@ class ThreadWriteBehind:
 
     # ---- consumer side (writer thread) -------------------------------------------------
     def _run(self) -> None:
-        while True:
-            try:
-                if self._cycle():
-                    return
-            except Exception as exc:  # never die: the journal keeps every record meanwhile
-                log.exception("write-behind cycle failed")
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                self._stop.wait(self.retry_seconds)
+        run_cycles(self._cycle, stats=self.stats, stop=self._stop,
+                   retry_seconds=self.retry_seconds)
 
     def _cycle(self) -> bool:
         """One wait-take-write round; True when the writer should stop."""
@@ -181,3 +176,18 @@ class ThreadWriteBehind:
                 if not self.intake.ledger.queued:
                     return True
         return False
+
+
+def run_cycles(cycle: Callable[[], bool], *, stats: WriterStats, stop: threading.Event,
+               retry_seconds: float) -> None:
+    """The loop of a writer's thread: ``cycle()`` until it returns True (closed). A failing
+    cycle is logged and retried after ``retry_seconds``: the thread never dies, and the
+    journal keeps every record meanwhile."""
+    while True:
+        try:
+            if cycle():
+                return
+        except Exception as exc:
+            log.exception("write-behind cycle failed")
+            stats.last_error = f"{type(exc).__name__}: {exc}"
+            stop.wait(retry_seconds)

@@ -27,6 +27,7 @@ from pathlib import Path
 from backend.db.batch_writer import WriterStats
 from backend.db.intake import Intake
 from backend.db.records import JournalRecord
+from backend.db.write_behind import run_cycles
 from backend.db.writer_main import run_writer_process
 from backend.db.writer_messages import Ack, Message, Stop, WriterConfig, WriteSegments
 
@@ -98,14 +99,8 @@ class ProcessWriteBehind:
 
     # ---- the rotating thread -------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            try:
-                if self._cycle():
-                    return
-            except Exception as exc:  # never die: the journal keeps every record meanwhile
-                log.exception("write-behind cycle failed")
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                self._stop.wait(self.config.retry_seconds)
+        run_cycles(self._cycle, stats=self.stats, stop=self._stop,
+                   retry_seconds=self.config.retry_seconds)
 
     def _cycle(self) -> bool:
         """One wait-take-send round; True when the thread should stop."""
