@@ -25,8 +25,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that needs the bootstrapped service (directly or through another fixture)
     starts a server: mark it, so `make test-fast` (-m "not server") leaves it out. Tests
     that start one themselves carry the marker in their module."""
+    starts = {"bootstrap_run", "dashboard_service", "empty_service"}  # fixtures that serve
     for item in items:
-        if "bootstrap_run" in getattr(item, "fixturenames", ()):
+        if starts & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
 
 

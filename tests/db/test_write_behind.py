@@ -290,6 +290,7 @@ def test_a_second_writer_on_the_same_journal_is_refused(pool: ConnectionPool,
     writer_on(pool, tmp_path / "journal").close()  # released at close
 
 
+@pytest.mark.slow  # a stress run of rotations and deletes (~10 s)
 def test_journal_size_never_raises_while_segments_are_deleted(
         pool: ConnectionPool, model_id: int, tmp_path: Path) -> None:
     w = writer_on(pool, tmp_path / "journal", flush_seconds=0.001)

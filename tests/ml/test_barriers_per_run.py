@@ -91,6 +91,7 @@ def candle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+@pytest.mark.slow  # nested evaluation in a subprocess
 def test_evaluate_flags_change_the_labels_as_specified(candle_dir: Path,
                                                        tmp_path: Path) -> None:
     flags = ("--tp-atr", "1.5", "--sl-atr", "0.5", "--horizon", "3d")
@@ -120,6 +121,7 @@ def test_a_duration_without_a_timeframe_fails_with_one_line(tmp_path: Path) -> N
                                    "timeframe (from the file name or --timeframe)")
 
 
+@pytest.mark.slow  # trains in a subprocess
 def test_train_stores_the_barrier_with_the_model(db_url: str, candle_dir: Path,
                                                  tmp_path: Path) -> None:
     path = candle_dir / "EURUSD-1h.csv"

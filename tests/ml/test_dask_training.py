@@ -17,6 +17,7 @@ from backend.ml.search import journal_storage
 from tests.utils.market_slices import sample
 
 distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow  # trains on a Dask cluster (two in-process workers)
 
 
 @pytest.fixture(scope="module")
