@@ -252,5 +252,10 @@ def test_serve_starts_not_ready_while_the_database_is_unreachable(tmp_path: Path
         assert ready.status_code == 503
         assert ready.json()["status"] == "not_ready"
         assert ready.json()["database"] == "unreachable"
+        # the key is checked before a connection is taken: no key is 401, not 503
+        with svc.client(key=None) as http:
+            for path in ("/api/v1/models", "/api/v1/models/1", "/api/v1/performance",
+                         "/api/v1/dashboard/models", "/api/v1/models/retrains"):
+                assert http.get(path).status_code == 401, path
     finally:
         svc.stop()

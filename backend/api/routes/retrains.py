@@ -49,7 +49,7 @@ def retrain(req: RetrainRequest, retrainer: RetrainerDep, scope: AdminScope,
 
 
 @router.get("/retrains", response_model=RetrainsPublic)
-def list_retrains(conn: ConnDep, settings: SettingsDep, _: ViewerScope,
+def list_retrains(_: ViewerScope, conn: ConnDep, settings: SettingsDep,
                   limit: Annotated[int, Query(ge=1, le=500)] = 100,
                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> RetrainsPublic:
     """Every retrain of the served model name, newest first: reason, outcomes, result."""

@@ -1,12 +1,6 @@
 """Candles in a request body: rows or columns, parsed with numpy (no per-candle models).
 
-Two JSON forms are accepted, times as epoch seconds (int/float) or ISO 8601 strings (a
-naive string is UTC)::
-
-    [{"time": 1700000000, "open": 1.07, "high": 1.08, "low": 1.06, "close": 1.075,
-      "volume": 1000}, ...]
-    {"time": [...], "open": [...], "high": [...], "low": [...], "close": [...],
-     "volume": [...]}
+The two JSON forms (rows, columns) are described in :mod:`backend.ml.candles_json`.
 
 pydantic only parses the JSON (``CandlesIn`` is ``Any`` with the documented schema: checking
 the shape there cost more than the rest of a request's parsing); the routes hand it to
