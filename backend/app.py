@@ -33,7 +33,7 @@ from backend.api.routes import (
     retrains,
 )
 from backend.config import Settings, get_settings
-from backend.db.errors import DatabaseError
+from backend.db.errors import DatabaseError, DatabaseUnavailable
 from backend.db.pool import connect_kwargs, create_pool, database_url
 from backend.db.write_behind import ThreadWriteBehind, WriteBehind
 from backend.db.writer_messages import WriterConfig
@@ -104,6 +104,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(system.load_active)
         if system.predictor.current is None and s.bootstrap_on_start:
             await asyncio.to_thread(bootstrap_model, system)
+    except DatabaseUnavailable as exc:  # serve the last active model's verified copy
+        if await asyncio.to_thread(system.load_local_copy) is None:
+            log.error("no model loaded yet (%s); the watcher retries", exc)
     except (DatabaseError, ModelIntegrityError) as exc:
         log.error("no model loaded yet (%s); the watcher retries", exc)
     except BaseException:  # start-up failed: leave nothing half-open behind

@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 from backend.config import Settings
 from backend.db import models as models_db
 from backend.db.errors import Conflict, translate
-from backend.ml import performance_tracker, scoring, training
+from backend.ml import model_cache, performance_tracker, scoring, training
 from backend.ml.barrier_spec import Barrier
 from backend.ml.candles import Candles
 from backend.ml.contributions import add_contributions
@@ -85,7 +85,43 @@ class MLSystem:
                                compile=self.settings.compile_models)
             self.predictor.swap(model)
             log.info("serving model %s v%d (id %d)", row.name, row.version, row.id)
+            self._keep_copy(row)
             return model
+
+    def load_local_copy(self) -> LoadedModel | None:
+        """Serve the local copy of the last active model (start-up with the database
+        away); :meth:`load_active` replaces it once the database answers. A corrupt,
+        tampered or foreign copy is refused and logged: nothing is served from it."""
+        with self._load_lock:
+            if self.predictor.current is not None:
+                return self.predictor.current
+            path = model_cache.copy_path(self.settings.data_dir, self.settings.model_name)
+            try:
+                row = model_cache.read_copy(self.settings.data_dir, self.settings.model_name)
+                if row is None:
+                    return None
+                problem = self.incompatibility(row)
+                if problem is not None:
+                    log.error("not serving the local copy %s: %s", path, problem)
+                    return None
+                model = load_model(row, cache_dir=self.settings.model_cache_dir,
+                                   compile=self.settings.compile_models)
+            except Exception as exc:  # corrupt or tampered: refuse, keep running
+                log.error("refusing the local copy of the model (%s): %s", path, exc)
+                return None
+            self.predictor.swap(model)
+            log.warning("database unreachable: serving model %s v%d (id %d) from its local "
+                        "copy %s until the database answers", row.name, row.version, row.id,
+                        path)
+            return model
+
+    def _keep_copy(self, row: models_db.ModelRow) -> None:
+        # every load refreshes the copy a restart during an outage serves (load_local_copy)
+        try:
+            model_cache.write_copy(self.settings.data_dir, row)
+        except (OSError, model_cache.ModelCopyError) as exc:
+            # e.g. disk full: serving goes on, only the copy stays at the previous model
+            log.warning("could not keep a local copy of model %d: %s", row.id, exc)
 
     def incompatibility(self, row: models_db.ModelRow | models_db.ModelSummary) -> str | None:
         """Why this process cannot serve ``row`` (its features are not the ones computed

@@ -32,7 +32,7 @@ def _wait_for(svc: Service, field: str, value: str, timeout: float) -> float:
     return time.monotonic() - started
 
 
-def test_ready_answers_while_exits_saturate_and_is_ok_soon_after_a_restart(
+def test_ready_is_ok_after_restarts_and_answers_while_exits_saturate(
         api_db_url: str, tmp_path: Path):
     pg = OwnPostgres(tmp_path / "own-pg")
     url = pg.start()
@@ -62,12 +62,12 @@ def test_ready_answers_while_exits_saturate_and_is_ok_soon_after_a_restart(
                 exits = [pool.submit(bot.post, "/api/v1/exits", json=exit_body(f"s-{i}"))
                          for i in range(120)]
                 time.sleep(1.0)  # every worker thread is now waiting on the database
+                in_flight = sum(not f.done() for f in exits)
                 started = time.monotonic()
                 ready = httpx.get(f"{svc.url}/ready", timeout=30)
                 elapsed = time.monotonic() - started
                 keyed = httpx.get(f"{svc.url}/ready", timeout=30,
                                   headers={"X-API-Key": VIEWER_KEY})
-                in_flight = sum(not f.done() for f in exits)
                 statuses = [f.result().status_code for f in exits]
             assert in_flight > 40  # more than the thread pool holds: saturated
             assert elapsed < 1.0, f"/ready took {elapsed:.1f} s"
@@ -79,6 +79,17 @@ def test_ready_answers_while_exits_saturate_and_is_ok_soon_after_a_restart(
             assert set(ready.json()) == OPEN_FIELDS
             assert not DETAILS & set(ready.json()["writer"])
             assert keyed.json()["writer"]["last_error"] not in ready.text
+            # after that outage the database restarts: ready again within seconds, and
+            # the pool serves requests again (its reconnection backoff is bounded)
+            pg.start()
+            assert _wait_for(svc, "database", "ok", timeout=5) < 5
+            assert _wait_for(svc, "status", "ready", timeout=5) < 5
+            restarted = time.monotonic()
+            with svc.client(VIEWER_KEY) as http:
+                while http.get("/api/v1/models").status_code != 200:  # each try waits <= 5 s
+                    assert time.monotonic() - restarted < 30, "the pool never reconnected"
+                    time.sleep(0.1)
+            assert time.monotonic() - restarted < 8, "the pool took more than 8 s to reconnect"
         finally:
             svc.stop()
     finally:
