@@ -35,6 +35,7 @@ from backend.api.routes import (
 from backend.config import Settings, get_settings
 from backend.db.errors import DatabaseError, DatabaseUnavailable
 from backend.db.pool import connect_kwargs, create_pool, database_url
+from backend.db.readiness import DatabaseMonitor
 from backend.db.write_behind import ThreadWriteBehind, WriteBehind
 from backend.db.writer_messages import WriterConfig
 from backend.db.writer_process import ProcessWriteBehind
@@ -92,6 +93,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await asyncio.to_thread(use_native_features, cache_dir=s.model_cache_dir)
     pool = create_pool(url, s)
     pool.open(wait=False)
+    # /ready reads this thread's last probe instead of querying (routes/health.py)
+    monitor = DatabaseMonitor(url, connect_kwargs=connect_kwargs(s))
+    await asyncio.to_thread(monitor.probe)  # the first answer is already the truth
+    monitor.start()
+    app.state.db_monitor = monitor
     system = MLSystem(s, pool)
     app.state.pool, app.state.system = pool, system
     app.state.api_keys = load_api_keys(s)
@@ -111,6 +117,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.error("no model loaded yet (%s); the watcher retries", exc)
     except BaseException:  # start-up failed: leave nothing half-open behind
         await asyncio.to_thread(writer.close)
+        await asyncio.to_thread(monitor.stop)
         pool.close()
         raise
     answers = AnswerCache(connect=system.connection, pending=writer.pending_records,
@@ -142,6 +149,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.jobs.shutdown()
         watcher.stop()
         await asyncio.to_thread(writer.close)
+        await asyncio.to_thread(monitor.stop)
         pool.close()
 
 

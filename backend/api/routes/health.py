@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response, Security
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from backend.api.deps import MetricsDep, PoolDep, SystemDep, WriterDep
+from backend.api.deps import MetricsDep, SystemDep, WriterDep, api_key_header
 from backend.api.responses import FastJSONResponse
-from backend.db.pool import ping
-from backend.db.schema_migrations import is_applied
+from backend.db.write_behind import WriteBehind
 
 router = APIRouter(tags=["health"])
 
@@ -22,32 +21,43 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-def ready(pool: PoolDep, system: SystemDep, writer: WriterDep) -> FastJSONResponse:
-    """Readiness: database reachable, migration applied, model loaded (503 when not ready)."""
-    db_ok, migrated = False, False
-    try:
-        with pool.connection(timeout=2) as conn:
-            ping(conn)
-            db_ok = True
-            migrated = is_applied(conn)
-    except Exception:  # any failure here means "not reachable", reported below
-        pass
+async def ready(request: Request, system: SystemDep, writer: WriterDep,
+                key: Annotated[str | None, Security(api_key_header)] = None
+                ) -> FastJSONResponse:
+    """Readiness: database reachable, migration applied, model loaded (503 when not ready);
+    open, with the details (errors, queue) only for a valid key of any scope."""
+    # async, and no query here: it reads what the readiness thread last saw, so it answers
+    # at once even while the database hangs or slow routes hold every worker thread
+    db = request.app.state.db_monitor.status
+    details = request.app.state.api_keys.scope_of(key) is not None
     model = system.predictor.current
     body: dict[str, Any] = {
-        "database": "ok" if db_ok else "unreachable",
-        "migration": "applied" if migrated else ("unknown" if not db_ok else "missing"),
-        "model": ({"id": model.id, "name": model.name, "version": model.version}
-                  if model else None),
-        "writer": {"queue_depth": writer.depth, "journal_bytes": writer.journal_bytes(),
-                   "rejected": writer.stats.rejected, "last_error": writer.stats.last_error,
-                   "alive": writer.alive},
+        "database": "ok" if db.reachable else "unreachable",
+        "migration": "applied" if db.migrated else ("unknown" if not db.reachable
+                                                    else "missing"),
+        "model": model.ref if model else None,
+        "writer": _writer(writer, details=details),
     }
-    if db_ok and migrated and model is not None and writer.alive:
+    if details:
+        body["database_error"] = db.error
+    if db.reachable and db.migrated and model is not None and writer.alive:
         body["status"] = "ready"
         return FastJSONResponse(body, 200)
     # Predictions still work from the in-memory model while the database is away.
     body["status"] = "degraded" if model is not None else "not_ready"
     return FastJSONResponse(body, 200 if model is not None else 503)
+
+
+def _writer(writer: WriteBehind, *, details: bool) -> dict[str, Any]:
+    """The writer's state: whether it runs, for everyone; its queue and last error (the
+    database's message, which names hosts and tables) only for a key."""
+    fields: dict[str, Any] = {"alive": writer.alive}
+    # A writer health flag (e.g. journal rotation failing) goes here, beside "alive", and
+    # into the "ready" condition above.
+    if details:
+        fields.update(queue_depth=writer.depth, journal_bytes=writer.journal_bytes(),
+                      rejected=writer.stats.rejected, last_error=writer.stats.last_error)
+    return fields
 
 
 @router.get("/metrics", include_in_schema=True)
