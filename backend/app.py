@@ -93,8 +93,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await asyncio.to_thread(use_native_features, cache_dir=s.model_cache_dir)
     pool = create_pool(url, s)
     pool.open(wait=False)
-    # /ready reads this thread's last probe instead of querying (routes/health.py)
-    monitor = DatabaseMonitor(url, connect_kwargs=connect_kwargs(s))
+    # /ready reads this thread's last probe instead of querying (routes/health.py); when
+    # the database is back, the pool's dead connections are swept out at once
+    monitor = DatabaseMonitor(url, connect_kwargs=connect_kwargs(s), on_recovered=pool.check)
     await asyncio.to_thread(monitor.probe)  # the first answer is already the truth
     monitor.start()
     app.state.db_monitor = monitor

@@ -64,6 +64,16 @@ def connect(url: str, settings: Settings | None = None, **kwargs: Any) -> psycop
             raise DatabaseUnavailable(f"invalid database URL: {exc}") from exc
 
 
+# Health options for every pool of the service. check: a connection is tested before it
+# is handed out, so the dead ones a Postgres restart leaves in the pool are discarded, not
+# given to requests. reconnect_timeout: psycopg_pool retries a failed connect with a
+# doubling delay until this deadline (default 5 min), so after a long outage the next try
+# could come minutes after the database is back; 10 s bounds the delay at 4 s (1, 2, 4),
+# then the attempt gives up and the next request starts a fresh one.
+POOL_HEALTH: dict[str, Any] = {"check": ConnectionPool.check_connection,
+                               "reconnect_timeout": 10.0}
+
+
 def create_pool(url: str, settings: Settings) -> ConnectionPool:
     """A pool created closed; the app lifespan opens it (no database work at import)."""
     return ConnectionPool(
@@ -74,6 +84,7 @@ def create_pool(url: str, settings: Settings) -> ConnectionPool:
         timeout=settings.db_connect_timeout,
         open=False,
         name="tml",
+        **POOL_HEALTH,
     )
 
 

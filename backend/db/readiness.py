@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,12 +42,17 @@ class DatabaseMonitor:
     """Pings the database every ``interval`` seconds in a daemon thread.
 
     ``connect_kwargs`` are the service's (``prepare_threshold``...); the connect timeout is
-    the probe's own. :attr:`status` never blocks.
+    the probe's own. :attr:`status` never blocks. ``on_recovered`` runs when the database
+    answers again after a failed probe, before the status says so (the app passes the
+    pool's ``check``: a restart leaves every pooled connection dead, and the pool's own
+    check-on-checkout waits 1, 2, 4 s between dead ones, longer than a request waits).
     """
 
     def __init__(self, url: str, *, connect_kwargs: dict[str, Any] | None = None,
-                 interval: float = 1.0, stale_after: float = 5.0) -> None:
+                 interval: float = 1.0, stale_after: float = 5.0,
+                 on_recovered: Callable[[], None] | None = None) -> None:
         self.url = url
+        self.on_recovered = on_recovered
         self.interval = interval
         self.stale_after = stale_after
         self._kwargs = {**(connect_kwargs or {}), "connect_timeout": PROBE_CONNECT_TIMEOUT,
@@ -79,6 +85,11 @@ class DatabaseMonitor:
         if status.reachable != self._status.reachable:
             log.info("database %s", "reachable" if status.reachable else
                      f"unreachable: {status.error}")
+            if status.reachable and self.on_recovered is not None:
+                try:
+                    self.on_recovered()
+                except Exception as exc:  # the probe's answer stands regardless
+                    log.warning("after the database came back: %s", exc)
         self._status = status
         return status
 
