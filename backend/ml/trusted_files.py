@@ -29,7 +29,8 @@ def secure_dir(path: Path) -> Path:
     Raises
     ------
     PermissionError
-        ``path`` is not a directory or belongs to another user.
+        ``path`` is not a directory, belongs to another user, or sits in a directory that
+        anyone may write without the sticky bit.
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -41,6 +42,12 @@ def secure_dir(path: Path) -> Path:
                               "loading code from it")
     if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(path, 0o700)
+    parent = path.resolve().parent.stat()
+    if parent.st_mode & stat.S_IWOTH and not parent.st_mode & stat.S_ISVTX:
+        # anyone could rename our directory away and put theirs in its place (/tmp is
+        # sticky: only the owner may rename there)
+        raise PermissionError(f"{path.resolve().parent} is writable by others without the "
+                              f"sticky bit; not loading code from {path}")
     return path
 
 

@@ -76,3 +76,13 @@ def test_another_users_cache_directory_is_refused_and_links_are_not_followed(tmp
     check_trusted(mine / "real.so", up_to=mine)
     with pytest.raises(PermissionError, match="is a symbolic link"):
         check_trusted(mine / "link.so", up_to=mine)
+
+
+def test_a_cache_in_a_directory_anyone_may_rename_in_is_refused(tmp_path: Path):
+    open_parent = tmp_path / "open"
+    open_parent.mkdir()
+    os.chmod(open_parent, 0o777)
+    with pytest.raises(PermissionError, match="writable by others without the sticky bit"):
+        secure_dir(open_parent / "cache")
+    os.chmod(open_parent, 0o1777)  # sticky, as /tmp: only the owner renames its entries
+    assert secure_dir(open_parent / "cache") == open_parent / "cache"
