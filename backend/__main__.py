@@ -21,6 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                                                    "%(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)  # chatty at INFO
+    from backend.redact import install as install_redaction
+
+    install_redaction()  # DATABASE_URL's password out of every log record and traceback
     if command == "migrate":
         from backend.apply_ml_migration import main as migrate_main
 
@@ -126,7 +129,9 @@ def _load_data(args: argparse.Namespace, system: Any) -> Any:
 
 
 def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
+    from backend.redact import redact
+
+    print(f"error: {redact(str(exc))}", file=sys.stderr)  # psycopg may quote the conninfo
     return 2
 
 

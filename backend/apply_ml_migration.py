@@ -43,6 +43,8 @@ from backend.db.schema_migrations import (  # noqa: F401 - is_applied: part of t
     is_applied,
     recorded_checksum,
 )
+from backend.redact import install as install_redaction
+from backend.redact import percent_encoding_hint, redact, redact_url, url_password
 
 log = logging.getLogger(__name__)
 
@@ -225,31 +227,24 @@ def _record_for_supabase(conn: psycopg.Connection, text: str) -> None:
     conn.execute(stmt, list(values.values()))
 
 
-# ---- secrets never reach the output -------------------------------------------------------
-_URL_PASSWORD = re.compile(r"(?P<pre>://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)")
-_KV_PASSWORD = re.compile(r"(?P<pre>password\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
-
-
+# ---- secrets never reach the output (backend/redact.py) ----------------------------------
 def _clean(message: str, url: str) -> str:
-    """The message with the URL's password removed, wherever it appears."""
-    secrets = [m.group("pw") for m in _URL_PASSWORD.finditer(url)]
-    secrets += [m.group("pw").strip("'") for m in _KV_PASSWORD.finditer(url)]
-    for secret in filter(None, secrets):
-        message = message.replace(secret, "***")
-    message = _URL_PASSWORD.sub(r"\g<pre>***\g<post>", message)
-    return _KV_PASSWORD.sub(r"\g<pre>***", message)
+    """The message with the URL's password (and any piece of it) masked, wherever it
+    appears."""
+    return redact(message, url)
 
 
 def describe_target(url: str) -> str:
-    """host/port/database/user of a URL, without the password."""
+    """host/port/database/user of a URL, without the password. Parsed after masking: a
+    password with an unencoded '@' or '#' would otherwise be read as part of the host."""
     try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
+        info = psycopg.conninfo.conninfo_to_dict(redact_url(url))
     except psycopg.ProgrammingError:
-        return _clean(url, url)
+        return _clean(redact_url(url), url)
     host = info.get("host") or "localhost"
     shown = f"host={host} port={info.get('port') or 5432} dbname={info.get('dbname') or '?'}"
     shown += f" user={info.get('user') or '?'}"
-    return shown + (" password=***" if info.get("password") else "")
+    return shown + (" password=***" if url_password(url) else "")
 
 
 # ---- command line ------------------------------------------------------------------------
@@ -318,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--status", action="store_true",
                        help="exit 0 when applied and unchanged, 1 otherwise")
     args = parser.parse_args(argv)
+    install_redaction(args.database_url)  # log records too (psycopg quotes the conninfo)
 
     url, target = ((args.database_url, describe_target(args.database_url))
                    if args.database_url else _default_url())
@@ -333,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         result = apply_migration(resolved, sql_path=args.file)
     except DatabaseError as exc:
         message = " ".join(_clean(str(exc), url or "").split())  # one line
-        print(f"error: {type(exc).__name__}: {message} ({target})", file=sys.stderr)
+        hint = percent_encoding_hint(url or "")
+        print(f"error: {type(exc).__name__}: {message} ({target})"
+              + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 2
     print(f"{result.message} ({target}); checksum {result.checksum}")
     return 0

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
     max_body_bytes: int = 2_000_000
+    # rows of all candle files of one training upload, counted before they are read
+    max_upload_rows: int = Field(default=1_000_000, ge=1)
     fast_path: bool = True  # serve POST /api/v1/predict outside FastAPI's routing machinery
     # Comma-separated keys; when all three are empty, keys are generated at first start and
     # stored (mode 0600) in data_dir/api_keys.json. viewer: read-only (dashboard, GET routes).

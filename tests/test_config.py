@@ -29,6 +29,7 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "port": ("9001", 9001),
     "log_level": ("warning", "warning"),
     "max_body_bytes": ("12345", 12345),
+    "max_upload_rows": ("5000", 5000),
     "bot_api_keys": ("bot-key-a,bot-key-b", "bot-key-a,bot-key-b"),
     "admin_api_keys": ("admin-key-a", "admin-key-a"),
     "viewer_api_keys": ("viewer-key-a", "viewer-key-a"),

@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 
 from backend.config import Settings
 from backend.db.errors import DatabaseUnavailable, translate
+from backend.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def connect(url: str, settings: Settings | None = None, **kwargs: Any) -> psycop
         try:
             return psycopg.connect(url, **extra)
         except psycopg.ProgrammingError as exc:  # malformed conninfo
-            raise DatabaseUnavailable(f"invalid database URL: {exc}") from exc
+            # psycopg quotes the part it could not parse, the password included
+            raise DatabaseUnavailable(redact(f"invalid database URL: {exc}", url)) from exc
 
 
 # Health options for every pool of the service. check: a connection is tested before it

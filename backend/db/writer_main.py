@@ -14,6 +14,7 @@ from backend.db.batch_writer import BatchWriter, WriterStats
 from backend.db.journal import read_segment
 from backend.db.records import JournalRecord
 from backend.db.writer_messages import Ack, Counts, WriterConfig, WriteSegments
+from backend.redact import install as install_redaction
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ def run_writer_process(conn: Connection, config: WriterConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C: the server stops us in order
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s (writer): %(message)s")
+    install_redaction(config.db_url)  # psycopg_pool logs libpq's errors, which may quote it
     pool = ConnectionPool(config.db_url, min_size=1, max_size=2, kwargs=config.connect_kwargs,
                           timeout=config.pool_timeout, open=False, name="tml-writer")
     pool.open(wait=False)

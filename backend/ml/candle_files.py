@@ -105,6 +105,39 @@ def candle_files(paths: Sequence[str | Path], *, symbol: str | None = None,
     return out
 
 
+def count_rows(path: Path) -> int:
+    """Rows of a candle file, read without materialising it: Parquet and Feather/Arrow from
+    their metadata, CSV by counting lines while streaming (the header excluded).
+
+    A tiny Parquet file can declare millions of rows (a 142 KB one holds 5M): a bound on
+    uploads must be checked here, before pandas allocates them."""
+    suffix = path.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        # the larger of the footer's total and its row groups': either may be what a reader
+        # allocates, and a crafted file could make them disagree
+        return max(meta.num_rows, sum(meta.row_group(i).num_rows
+                                      for i in range(meta.num_row_groups)))
+    if suffix in {".feather", ".arrow"}:
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+        import pyarrow.feather as feather
+
+        try:
+            return int(ds.dataset(path, format="ipc").count_rows())  # batch headers only
+        except pa.ArrowInvalid:  # Feather v1 is no IPC file; it is never compressed, so
+            return feather.read_table(path, memory_map=True).num_rows  # mapping is cheap
+    lines, last = 0, b"\n"
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"  # a last line without its newline
+    return max(0, lines - 1)
+
+
 def load_candle_file(f: CandleFile, *, min_length: int = 1) -> Candles:
     """The candles of `f`, checked against its timeframe: the typical (median) spacing of
     the bars must be one bar (gaps such as weekends are fine)."""

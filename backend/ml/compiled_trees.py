@@ -1,8 +1,10 @@
 """Compiled trees for the hot path (treelite + tl2cgen): build, verify, load.
 
-A model's trees are compiled to a shared library keyed by the artifact's sha256; the library
-serves only after it reproduced the native booster within ``COMPILED_TOLERANCE`` on rows that
-hit every split threshold, its float neighbours and NaN (:func:`verification_rows`).
+A model's trees are compiled to a shared library keyed by the artifact's sha256. It is
+loaded only when it is trusted and its own sha256 is the one recorded when it was built
+(:mod:`backend.ml.trusted_files`; otherwise it is built again), and serves only after it
+reproduced the native booster within ``COMPILED_TOLERANCE`` on rows that hit every split
+threshold, its float neighbours and NaN (:func:`verification_rows`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import treelite
 from backend.ml.boosters import Booster, predict_booster
 from backend.ml.native_libs import lightgbm as lgb
 from backend.ml.native_libs import xgboost as xgb
+from backend.ml.trusted_files import publish, secure_dir, verified
 
 if TYPE_CHECKING:
     from backend.db.models import ModelRow
@@ -153,7 +156,7 @@ def _build_library(booster: Booster, libpath: Path) -> None:
         # 6.0 s with 2 units, 4.1 s with 32); the extra calls cost nothing measurable.
         tl2cgen.export_lib(_treelite_model(booster), toolchain="gcc", libpath=tmp,
                            params={"parallel_comp": COMPILE_UNITS}, nthread=os.cpu_count())
-        os.replace(tmp, libpath)
+        publish(tmp, libpath)  # with the library's sha256 beside it
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -200,9 +203,20 @@ def library_path(row: ModelRow, cache_dir: Path) -> Path:
 
 
 def compile_model(row: ModelRow, booster: Booster, cache_dir: Path) -> CompiledTrees:
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    """The verified compiled trees of ``row``, built into ``cache_dir`` unless a trusted
+    library with the recorded sha256 is already there.
+
+    Raises
+    ------
+    PermissionError
+        The cache, the library or its record belongs to another user or is writable by
+        others: nothing is loaded (the caller serves with the native booster).
+    ValueError
+        The library does not reproduce the booster.
+    """
+    secure_dir(cache_dir)
     libpath = library_path(row, cache_dir)
-    if not libpath.exists():
+    if not verified(libpath, cache_dir=cache_dir):  # missing, or changed since it was built
         _build_library(booster, libpath)
     compiled = CompiledTrees(libpath, booster)
     rows = verification_rows(booster, list(row.feature_names))

@@ -4,8 +4,10 @@
 :mod:`backend.ml.market_features`. It is built at first use with the system C compiler
 against the TA-Lib shared library that the ``ta-lib`` wheel ships (and the talib module has
 loaded), cached by content hash, loaded with ctypes and checked against the Python reference
-on real candles before it is used. Any failure (no compiler or headers, no TA-Lib library, a
-build error, a mismatch) returns None with one warning: the caller keeps the Python path.
+on real candles before it is used; like the compiled trees, it is loaded only when trusted
+and unchanged since it was built (:mod:`backend.ml.trusted_files`). Any failure (no
+compiler or headers, no TA-Lib library, an untrusted file, a build error, a mismatch)
+returns None with one warning: the caller keeps the Python path.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import talib
 
 from backend.ml.candles import Candles, load_candles_file, make_candles
+from backend.ml.trusted_files import check_trusted, publish, secure_dir, verified
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +102,11 @@ def build(cache_dir: Path | None = None, *, compiler: str = "cc") -> Path:
         The compiler failed (its error output is in the message).
     """
     ta_lib = talib_library()
-    libpath = library_path(Path(cache_dir or DEFAULT_CACHE_DIR), ta_lib, compiler)
-    if libpath.exists():
-        _check_owner(libpath)
+    cache = secure_dir(Path(cache_dir or DEFAULT_CACHE_DIR))
+    libpath = library_path(cache, ta_lib, compiler)
+    if verified(libpath, cache_dir=cache):  # PermissionError: another user's or writable
         return libpath
-    libpath.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    libpath.parent.mkdir(exist_ok=True, mode=0o700)
     # Build under a unique name, then rename: a concurrent process sees no file or a whole one.
     tmp = libpath.with_name(f".{libpath.stem}.{os.getpid()}.{uuid.uuid4().hex}.so")
     cmd = [compiler, *_build_flags(), "-o", str(tmp), str(SOURCE), str(ta_lib),
@@ -114,21 +117,11 @@ def build(cache_dir: Path | None = None, *, compiler: str = "cc") -> Path:
         if done.returncode != 0:
             raise RuntimeError(f"{compiler} failed ({done.returncode}): "
                                f"{done.stderr.strip()[-2000:]}")
-        os.replace(tmp, libpath)
+        publish(tmp, libpath)  # with the library's sha256 beside it
     finally:
         tmp.unlink(missing_ok=True)
-    _check_owner(libpath)
+    check_trusted(libpath, up_to=cache)
     return libpath
-
-
-def _check_owner(libpath: Path) -> None:
-    # The default cache is under the shared temp dir: never load code another user could
-    # have put there (the library, its directory or the cache directory).
-    if not hasattr(os, "getuid"):
-        return
-    for path in (libpath, libpath.parent, libpath.parent.parent):
-        if path.stat().st_uid != os.getuid():
-            raise PermissionError(f"{path} belongs to another user; not loading it")
 
 
 class NativeMarket:

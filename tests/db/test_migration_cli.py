@@ -112,3 +112,48 @@ def test_runs_as_a_script_from_the_repo_root(db_url: str) -> None:
 
     assert proc.returncode == 0, proc.stderr
     assert f"migration {MIGRATION_VERSION}: applied" in proc.stdout
+
+
+# Passwords that URL parsers split (issue 12, item 14): (URL on a closed port, pieces that
+# must never be printed: the password and what libpq takes for the host).
+LEAKY_URLS = [
+    ("postgresql://u:sec ret@127.0.0.1:1/db", ["sec ret"]),
+    ("postgresql://u:p@ss#word@127.0.0.1:1/db", ["p@ss#word", "ss#word@", "'#word"]),
+    ("postgresql://u:xa@b@127.0.0.1:1/db?sslmode=disable", ["xa@b", "'b@", "=b@"]),
+    ("postgresql://u:pl41n-s3cret@127.0.0.1:1/db", ["pl41n-s3cret"]),
+]
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin", **(env or {})})
+
+
+@pytest.mark.parametrize("url, secrets", LEAKY_URLS)
+def test_the_cli_never_prints_a_password_whatever_it_holds(url: str, secrets: list[str]):
+    script = "backend/apply_ml_migration.py"
+    runs = [(_run([script, "--database-url", url, *mode]), code)
+            for mode, code in (([], 2), (["--status"], 2), (["--dry-run"], 0))]
+    runs.append((_run(["-m", "backend", "migrate", "--database-url", url]), 2))
+    runs.append((_run([script, "--status"], env={"DATABASE_URL": url}), 2))
+    for done, code in runs:
+        out = done.stdout + done.stderr
+        assert done.returncode == code, out
+        assert "host=127.0.0.1 port=1 dbname=db user=u password=***" in out  # the real host
+        for secret in secrets:
+            assert secret not in out, (secret, out)
+        if code == 2:
+            assert out.startswith("error: DatabaseUnavailable: ")
+    if " " in url or "#" in url:
+        assert "percent-encode the password's special characters" in runs[0][0].stderr
+
+
+@pytest.mark.parametrize("url, secrets", LEAKY_URLS[:3])
+def test_the_service_cli_prints_no_password_either(url: str, secrets: list[str],
+                                                   tmp_path: Path):
+    done = _run(["-m", "backend", "track"], env={"DATABASE_URL": url,
+                                                 "TML_DATA_DIR": str(tmp_path)})
+    out = done.stdout + done.stderr
+    assert done.returncode == 2 and "error: " in out, out
+    for secret in secrets:
+        assert secret not in out, (secret, out)

@@ -25,6 +25,7 @@ from backend.ml.dataset import Dataset, build_dataset
 from backend.ml.model_trainer import ModelTrainer
 from backend.ml.predictor import LoadedModel, Predictor, load_model
 from backend.ml.registry import ModelIntegrityError, register
+from backend.ml.trusted_files import digest_path, sha256_of
 
 ALGORITHMS = ["xgboost", "lightgbm"]
 
@@ -156,7 +157,9 @@ def test_broken_cached_library_falls_back_to_native(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     row = _registered(conn, trainers["xgboost"])
-    library_path(row, tmp_path).write_bytes(b"not a shared library")  # a corrupt cache entry
+    lib = library_path(row, tmp_path)
+    lib.write_bytes(b"not a shared library")  # a corrupt cache entry, recorded as built
+    digest_path(lib).write_text(sha256_of(lib))  # (unrecorded, it would just be rebuilt)
     with caplog.at_level(logging.WARNING, logger="backend.ml.predictor"):
         model = load_model(row, cache_dir=tmp_path)
     assert not model.compiled

@@ -73,7 +73,8 @@ def train(
     """Start a background training job; poll GET /api/v1/jobs/{id}."""
     require_form(request)
     chosen = strategies_from(strategies)
-    candles = candles_from(file, sample, symbol=symbol, timeframe=timeframe)
+    candles = candles_from(file, sample, symbol=symbol, timeframe=timeframe,
+                           max_rows=system.settings.max_upload_rows)
     try:
         fields = TrainBarrier(tp_atr=tp_atr, sl_atr=sl_atr, horizon=horizon)
         barrier = Barrier.from_values(**fields.model_dump(), defaults=system.settings)
