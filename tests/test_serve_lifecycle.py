@@ -81,6 +81,17 @@ def test_serve_stops_the_embedded_postgres_it_started_and_exits_0(sig: signal.Si
     assert st.returncode == 3 and st.stdout.startswith("stopped: "), st
 
 
+def test_ctrl_c_to_the_process_group_right_after_start_is_clean(data_dir: Path):
+    """A terminal's Ctrl+C signals every process of the group: the writer process too,
+    which was still importing this early (a KeyboardInterrupt traceback, a restart)."""
+    svc = start_service(db_url="", data_dir=data_dir, wait_ready=False, new_session=True)
+    os.killpg(svc.proc.pid, signal.SIGINT)
+    assert svc.proc.wait(60) == 0, svc.log()
+    log = svc.log()
+    assert "Traceback" not in log and "writer process exited" not in log, log
+    assert _gone(data_dir)
+
+
 def test_a_database_started_by_db_start_outlives_serve_until_db_stop(data_dir: Path):
     started = _db(data_dir, "start")
     assert started.returncode == 0 and started.stdout.startswith("running: "), started

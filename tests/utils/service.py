@@ -64,8 +64,9 @@ def _limit_nofile(n: int) -> Callable[[], None]:
 
 def start_service(*, db_url: str, data_dir: Path, env: dict[str, str] | None = None,
                   timeout: float = 180.0, wait_ready: bool = True,
-                  nofile: int | None = None) -> Service:
-    """``nofile``: the child's RLIMIT_NOFILE, soft and hard (a small fd budget)."""
+                  nofile: int | None = None, new_session: bool = False) -> Service:
+    """``nofile``: the child's RLIMIT_NOFILE, soft and hard (a small fd budget);
+    ``new_session``: its own process group, to be signalled as a terminal's Ctrl+C is."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     full_env = {
@@ -88,7 +89,8 @@ def start_service(*, db_url: str, data_dir: Path, env: dict[str, str] | None = N
     log_fh = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
     proc = subprocess.Popen([sys.executable, "-m", "backend", "serve"], cwd=REPO,
                             env=full_env, stdout=log_fh, stderr=subprocess.STDOUT,
-                            preexec_fn=None if nofile is None else _limit_nofile(nofile))
+                            preexec_fn=None if nofile is None else _limit_nofile(nofile),
+                            start_new_session=new_session)
     svc = Service(url=f"http://127.0.0.1:{port}", proc=proc, data_dir=data_dir,
                   log_path=log_path, env=full_env)
     deadline = time.monotonic() + timeout
