@@ -12,7 +12,7 @@ from backend.config import Settings
 from backend.db.embedded import embedded_url
 from backend.db.errors import DatabaseUnavailable, translate
 
-__all__ = ["connect", "create_pool", "database_url", "embedded_url", "ping"]
+__all__ = ["connect", "connect_kwargs", "create_pool", "database_url", "embedded_url", "ping"]
 
 log = logging.getLogger(__name__)
 
