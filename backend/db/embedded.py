@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 log = logging.getLogger(__name__)
 
 HANDLES = ".handle_pids.json"  # pgserver's list of the processes using a data directory
@@ -46,6 +44,7 @@ class Status:
 
 def live_users(path: Path) -> list[int]:
     """The live pids in pgserver's handle list; dead ones are removed from the file."""
+    import psutil  # with pgserver: not loaded when DATABASE_URL is set
     from pgserver.postgres_server import PostgresServer
 
     handles = path / HANDLES

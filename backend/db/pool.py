@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import psycopg
@@ -13,8 +12,6 @@ from backend.db.embedded import embedded_url
 from backend.db.errors import DatabaseUnavailable, translate
 
 __all__ = ["connect", "connect_kwargs", "create_pool", "database_url", "embedded_url", "ping"]
-
-log = logging.getLogger(__name__)
 
 PING_SQL = "SELECT 1"
 
