@@ -1,4 +1,4 @@
-"""CLI: ``python -m backend serve|migrate|train|evaluate|track|backtest``."""
+"""CLI: ``python -m backend serve|migrate|train|evaluate|track|backtest|db``."""
 
 from __future__ import annotations
 
@@ -32,19 +32,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backend.positions.cli import main as backtest_main
 
         return backtest_main(rest)
+    if command == "db":
+        from backend.db.embedded import main as db_main
+
+        return db_main(rest)
     handlers = {"serve": _serve, "train": _train, "evaluate": _evaluate, "track": _track}
     if command not in handlers:
         print(f"unknown command {command!r}; expected one of: serve, migrate, train, "
-              "evaluate, track, backtest", file=sys.stderr)
+              "evaluate, track, backtest, db", file=sys.stderr)
         return 2
     return handlers[command](rest)
 
 
 def _serve(argv: list[str]) -> int:
-    import uvicorn
-
-    from backend.app import create_app
     from backend.config import get_settings
+    from backend.server import serve
 
     p = argparse.ArgumentParser(prog="python -m backend serve")
     s = get_settings()
@@ -52,9 +54,7 @@ def _serve(argv: list[str]) -> int:
     p.add_argument("--port", type=int, default=s.port)
     args = p.parse_args(argv)
     s.host, s.port = args.host, args.port
-    uvicorn.run(create_app(s), host=args.host, port=args.port, log_level=s.log_level,
-                loop="uvloop", http="httptools", access_log=False)
-    return 0
+    return serve(s)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:

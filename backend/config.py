@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = 2_000_000
     # rows of all candle files of one training upload, counted before they are read
     max_upload_rows: int = Field(default=1_000_000, ge=1)
+    # connection guards (backend/server.py, docs/operations.md "Connections and file
+    # descriptors"): complete headers within header_timeout_s of connecting (or of the
+    # previous response), the body within body_timeout_s of its headers; at most
+    # max_connections open (None: what the file-descriptor budget leaves) and
+    # max_concurrency requests in flight (beyond: 503)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    max_connections: int | None = Field(default=None, ge=1)
+    max_concurrency: int = Field(default=256, ge=1)
     fast_path: bool = True  # serve POST /api/v1/predict outside FastAPI's routing machinery
     # Comma-separated keys; when all three are empty, keys are generated at first start and
     # stored (mode 0600) in data_dir/api_keys.json. viewer: read-only (dashboard, GET routes).

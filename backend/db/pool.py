@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from backend.config import Settings
+from backend.db.embedded import embedded_url
 from backend.db.errors import DatabaseUnavailable, translate
 from backend.redact import redact
 
-log = logging.getLogger(__name__)
+__all__ = ["connect", "connect_kwargs", "create_pool", "database_url", "embedded_url", "ping"]
 
 PING_SQL = "SELECT 1"
-_embedded_lock = threading.Lock()
-_embedded: dict[Path, Any] = {}
-
-
-def embedded_url(pg_data_dir: Path) -> str:
-    """Start (or reuse) the embedded PostgreSQL in ``pg_data_dir`` and return its URL.
-
-    pgserver keeps one server per data directory and stops it when the last process that
-    uses it exits; the data directory persists, so restarts keep every row.
-    """
-    import pgserver  # imported lazily: not needed when DATABASE_URL is set
-
-    path = pg_data_dir.resolve()
-    with _embedded_lock:
-        server = _embedded.get(path)
-        if server is None:
-            path.mkdir(parents=True, exist_ok=True)
-            log.info("starting embedded PostgreSQL in %s", path)
-            server = pgserver.get_server(path, cleanup_mode="stop")
-            _embedded[path] = server
-        return server.get_uri()
 
 
 def database_url(settings: Settings) -> str:

@@ -18,10 +18,12 @@ left.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from backend.db.batch_writer import WriterStats
@@ -141,6 +143,23 @@ class ProcessWriteBehind:
                 self.intake.ledger.acknowledge(name)
 
 
+@contextlib.contextmanager
+def _sigint_blocked_for_children() -> Iterator[None]:
+    """A Ctrl+C reaches the terminal's whole process group: a writer still importing when
+    it came died of it (a KeyboardInterrupt traceback, then a restart) before it could
+    ignore SIGINT. A child starts with its parent thread's signal mask, so block SIGINT
+    around the start. multiprocessing's resource tracker unblocks it when it first starts
+    (during the first spawn): started beforehand, it cannot undo the block."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 class _WriterChild:
     """One writer process, its pipe, and the thread reading its acknowledgements."""
 
@@ -151,7 +170,8 @@ class _WriterChild:
         # journal is replayed at the next start
         self.process = ctx.Process(target=run_writer_process, args=(child_end, config),
                                    name="tml-writer", daemon=True)
-        self.process.start()
+        with _sigint_blocked_for_children():
+            self.process.start()
         child_end.close()
         self._on_message = on_message
         self._reader = threading.Thread(target=self._read, name="writer-acks", daemon=True)

@@ -7,7 +7,9 @@ Rules (docs/positions.md has the rationale):
   open (``entry="next_open"``). Either way the position's first bar is the one after the
   signal bar, and its ``entry_time`` is that bar's open time.
 * Initial stop = entry -/+ ``sl_atr`` x ATR and target = entry +/- ``tp_atr`` x ATR, the
-  ATR taken at the signal bar (same defaults as the labels: barriers.py).
+  ATR taken at the signal bar (same defaults as the labels: barriers.py). A short's
+  target at or below zero is no target (no price reaches it); a long whose stop would lie
+  there is not entered.
 * Each bar: first the stop/target in force since the last close are checked intrabar
   (pessimistic: both touched -> stop; a gap through the stop fills at the open); then the
   policy is evaluated at the close and its exit/partial fills at that close.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -144,12 +147,21 @@ def simulate_trade(candles: Candles, atr: np.ndarray, signal_pos: int, side: Sid
     sign = 1.0 if side == "long" else -1.0
     entry = float(candles.close[signal_pos] if config.entry == "signal_close"
                   else candles.open[first])
-    state = PositionState(
-        side=side, entry_price=entry, entry_time=int(candles.time[first]),
-        initial_stop=entry - sign * config.sl_atr * risk_atr,
-        current_stop=entry - sign * config.sl_atr * risk_atr,
-        target=entry + sign * config.tp_atr * risk_atr,
-    )
+    stop = entry - sign * config.sl_atr * risk_atr
+    target: float | None = entry + sign * config.tp_atr * risk_atr
+    # An ATR of more than half the price (BTCUSD's monthly candles) puts a short's target
+    # below zero, where no price goes: the trade has no take-profit. A long's stop there
+    # cannot be placed (and R would exceed the entry price): that signal is not entered.
+    if stop <= 0:
+        return None
+    if target is not None and target <= 0:
+        target = None
+    try:
+        state = PositionState(side=side, entry_price=entry,
+                              entry_time=int(candles.time[first]), initial_stop=stop,
+                              current_stop=stop, target=target)
+    except PositionError as exc:
+        raise _at_row(exc, candles, signal_pos, side) from exc
     start = max(0, first - config.history_bars)
     fills, share_left, reason, exit_pos = _Fills(), 1.0, "time_stop", last
     mfe, mae = 0.0, 0.0
@@ -165,9 +177,12 @@ def simulate_trade(candles: Candles, atr: np.ndarray, signal_pos: int, side: Sid
             exit_pos = i
             break
         window = Candles(*(a[start:i + 1] for a in candles._arrays()))
-        state = observe(state, window)
-        mfe, mae = state.mfe, state.mae
-        decision = policy(state, window, params)
+        try:
+            state = observe(state, window)
+            mfe, mae = state.mfe, state.mae
+            decision = policy(state, window, params)
+        except PositionError as exc:
+            raise _at_row(exc, candles, i, side) from exc
         close = float(candles.close[i])
         if decision.action == "exit":
             fills.add(share_left, close)
@@ -195,6 +210,13 @@ def simulate_trade(candles: Candles, atr: np.ndarray, signal_pos: int, side: Sid
         bars_held=exit_pos - signal_pos, mfe=max(mfe, 0.0), mae=max(mae, 0.0),
         partial_taken=state.partial_taken,
     )
+
+
+def _at_row(exc: PositionError, candles: Candles, pos: int, side: Side) -> PositionError:
+    """The same error, naming the candle row (0-based) and its time: a file of thousands
+    of rows is otherwise searched by hand."""
+    when = datetime.fromtimestamp(int(candles.time[pos]), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return PositionError(exc.field, f"{exc.reason} (the {side} at candle row {pos}, {when})")
 
 
 def run_policy(candles: Candles, entries: pd.DataFrame | Iterable[tuple[int, str]],

@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="tune 'combined' on this first fraction, report on the rest")
     p.add_argument("--json", action="store_true", help="print one JSON object, a key per "
                                                        "policy")
-    p.add_argument("--chart", default=None, help="write the equity curves to this PNG")
+    p.add_argument("--chart", default=None,
+                   help="write the equity curves to this PNG (with --split, the "
+                        "out-of-sample part is shaded)")
     return p
 
 
@@ -83,8 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.chart:
         from backend.positions.chart import plot_equity
 
-        plot_equity(results, args.chart,
-                    title=f"{Path(args.candles).name}: {', '.join(strategies)}")
+        oos = (None if args.split is None
+               else int(candles.time[int(len(candles) * args.split)]))  # split_market's cut
+        written = plot_equity(results, args.chart, out_of_sample_from=oos,
+                              title=f"{Path(args.candles).name}: {', '.join(strategies)}")
+        print(f"wrote {written}", file=sys.stderr)  # stderr: --json keeps stdout one object
     if args.json:
         sys.stdout.write(orjson.dumps(_as_json(results)).decode() + "\n")
         return 0

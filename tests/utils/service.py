@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +56,17 @@ class Service:
         self.proc.wait()
 
 
+def _limit_nofile(n: int) -> Callable[[], None]:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    return limit
+
+
 def start_service(*, db_url: str, data_dir: Path, env: dict[str, str] | None = None,
-                  timeout: float = 180.0, wait_ready: bool = True) -> Service:
+                  timeout: float = 180.0, wait_ready: bool = True,
+                  nofile: int | None = None, new_session: bool = False) -> Service:
+    """``nofile``: the child's RLIMIT_NOFILE, soft and hard (a small fd budget);
+    ``new_session``: its own process group, to be signalled as a terminal's Ctrl+C is."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     full_env = {
@@ -77,7 +88,9 @@ def start_service(*, db_url: str, data_dir: Path, env: dict[str, str] | None = N
     log_path = data_dir / f"service-{port}.log"
     log_fh = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
     proc = subprocess.Popen([sys.executable, "-m", "backend", "serve"], cwd=REPO,
-                            env=full_env, stdout=log_fh, stderr=subprocess.STDOUT)
+                            env=full_env, stdout=log_fh, stderr=subprocess.STDOUT,
+                            preexec_fn=None if nofile is None else _limit_nofile(nofile),
+                            start_new_session=new_session)
     svc = Service(url=f"http://127.0.0.1:{port}", proc=proc, data_dir=data_dir,
                   log_path=log_path, env=full_env)
     deadline = time.monotonic() + timeout
