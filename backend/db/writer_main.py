@@ -11,7 +11,7 @@ from pathlib import Path
 from psycopg_pool import ConnectionPool
 
 from backend.db.batch_writer import BatchWriter, WriterStats
-from backend.db.journal import read_segment
+from backend.db.journal import read_segment, remove_segments
 from backend.db.records import JournalRecord
 from backend.db.writer_messages import Ack, Counts, WriterConfig, WriteSegments
 
@@ -47,11 +47,13 @@ def _serve(conn: Connection, journal_dir: Path, batches: BatchWriter, stats: Wri
     todo: list[Path] = []  # segments received, not yet written
     records: list[JournalRecord] = []  # theirs, read once (kept across retries, with the
     # contributions already computed: an outage must not re-read or re-score them)
+    undeleted: list[Path] = []  # committed segments a delete failed on (PermissionError)
     stopping = False
     while True:
+        undeleted = remove_segments(undeleted, log_failures=False)
         try:
-            # block only when there is nothing to write
-            while conn.poll(0 if todo or stopping else None):
+            # block only when there is nothing to write (or to delete, every retry)
+            while conn.poll(0 if todo or stopping else retry_seconds if undeleted else None):
                 message = conn.recv()
                 if isinstance(message, WriteSegments):
                     paths = [journal_dir / name for name in message.names]
@@ -65,9 +67,8 @@ def _serve(conn: Connection, journal_dir: Path, batches: BatchWriter, stats: Wri
         if todo:
             before = Counts.of(stats)
             ok = batches.write(records)
-            if ok:
-                for path in todo:
-                    path.unlink(missing_ok=True)
+            if ok:  # a segment that cannot be deleted is retried, never fatal
+                undeleted += remove_segments(todo)
             if conn is not None:
                 ack = Ack(written=tuple(p.name for p in todo) if ok else (),
                           counts=Counts.of(stats).since(before),

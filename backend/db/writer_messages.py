@@ -21,6 +21,8 @@ class WriterConfig:
     connect_kwargs: dict[str, Any]
     pool_timeout: float = 5.0
     log_level: str = "INFO"
+    journal_fsync: str = "off"  # used by the server side (its Intake) only
+    journal_fsync_ms: float = 1000.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,8 @@ class ProcessWriteBehind:
         self.flush_seconds = flush_seconds
         self.stats = WriterStats()
         # the writer process reads the journal, not the queued objects: no vectors kept
-        self.intake = Intake(Path(config.journal_dir), self.stats, keep_vectors=False)
+        self.intake = Intake(Path(config.journal_dir), self.stats, keep_vectors=False,
+                             fsync=config.journal_fsync, fsync_ms=config.journal_fsync_ms)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,6 +87,10 @@ class ProcessWriteBehind:
         """The rotating thread and the writer process are both running."""
         return (self._thread is not None and self._thread.is_alive()
                 and self._child is not None and self._child.alive)
+
+    @property
+    def healthy(self) -> bool:
+        return self.alive and not self.stats.stalled
 
     @property
     def depth(self) -> int:

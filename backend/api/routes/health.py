@@ -42,7 +42,7 @@ def ready(pool: PoolDep, system: SystemDep, writer: WriterDep) -> FastJSONRespon
                    "rejected": writer.stats.rejected, "last_error": writer.stats.last_error,
                    "alive": writer.alive},
     }
-    if db_ok and migrated and model is not None and writer.alive:
+    if db_ok and migrated and model is not None and writer.healthy:
         body["status"] = "ready"
         return FastJSONResponse(body, 200)
     # Predictions still work from the in-memory model while the database is away.
