@@ -69,6 +69,7 @@ class Journal:
         self._lock_fd: int | None = None
         self._unsynced: list[int] = []  # batch mode: closed segments' fds awaiting an fsync
         self._dir_unsynced = False  # batch mode: a segment was created since the last sync
+        self._dirty = False  # batch mode: the open segment was appended to since then
 
     @property
     def rejected_path(self) -> Path:
@@ -106,6 +107,7 @@ class Journal:
             raise
         self._offset += len(line)
         self._records += 1
+        self._dirty = True
 
     def rotate(self) -> Segment:
         """Close the open segment and open the next; returns the closed one. The next is
@@ -116,6 +118,7 @@ class Journal:
         closed = Segment(self.segment_path(self._segment_no), self._records)
         self._segment_no += 1
         self._offset, self._records, self._torn = 0, 0, False
+        self._dirty = False  # the old one's lines are synced with it, below
         if old is not None:
             if self.fsync == "batch":
                 self._unsynced.append(old)  # closed once its group fsync is done
@@ -128,9 +131,10 @@ class Journal:
         close, each of them): the closed segments not yet synced, a duplicate of the open
         one, and the directory when a segment was created since the last call."""
         fds, self._unsynced = self._unsynced, []
-        if self._fd is not None:
+        if self._fd is not None and self._dirty:
             with contextlib.suppress(OSError):  # EMFILE: the next round syncs it
                 fds.append(os.dup(self._fd))
+                self._dirty = False
         if self._dir_unsynced:
             with contextlib.suppress(OSError):
                 fds.append(os.open(self.directory, os.O_RDONLY))
