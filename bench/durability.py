@@ -206,10 +206,13 @@ def settle(svc: Service) -> None:
 class Run:
     """One Postgres and one model for every scenario; a service per scenario."""
 
-    def __init__(self, work: Path, requests: int, threads: int) -> None:
+    def __init__(self, work: Path, requests: int, threads: int,
+                 db_url: str | None = None) -> None:
+        """``db_url``: a database that already holds an active model (the tests' own);
+        then no Postgres of this run's, and no scenario that stops it."""
         self.work, self.requests, self.threads = work, requests, threads
-        self.pg = OwnPostgres(work / "pg")
-        self.url = self.pg.start()
+        self.pg = None if db_url else OwnPostgres(work / "pg")
+        self.url = db_url or self.pg.start()
         self.env = {"TML_COMPILED_MODEL_DIR": str(work / "compiled")}
 
     def bootstrap(self) -> None:
@@ -227,6 +230,8 @@ class Run:
             "db_outage": self._db_outage, "kill_server": self._kill_server,
             "kill_writer": self._kill_writer, "disk_full": self._disk_full,
             "restart_in_outage": self._restart_in_outage}
+        if self.pg is None and name in ("db_outage", "restart_in_outage"):
+            return "not run: needs a Postgres of the run's own"
         data_dir = self.work / name
         with tmpfs(data_dir / "journal") if name == "disk_full" else contextlib.nullcontext(
                 True) as mounted:
@@ -241,6 +246,7 @@ class Run:
     # ---- the faults, each while the senders run -------------------------------------
     def _db_outage(self, target: Target, s: Senders) -> None:
         s.wait_sent(self.requests // 4)
+        assert self.pg is not None
         self.pg.stop()
         time.sleep(2)
         self.pg.start()
@@ -267,6 +273,7 @@ class Run:
         filler.unlink()
 
     def _restart_in_outage(self, target: Target, s: Senders) -> None:
+        assert self.pg is not None
         s.wait_sent(self.requests // 4)
         self.pg.stop()
         s.wait_sent(self.requests // 2)
@@ -277,7 +284,8 @@ class Run:
         self.pg.start()
 
     def close(self) -> None:
-        self.pg.stop()
+        if self.pg is not None:
+            self.pg.stop()
 
 
 def table(results: dict[str, dict[str, int] | str]) -> str:
