@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 from backend.db.batch_writer import BatchWriter, WriterStats
 from backend.db.journal import read_segment, remove_segments
 from backend.db.records import JournalRecord
-from backend.db.writer_messages import Ack, Counts, WriterConfig, WriteSegments
+from backend.db.writer_messages import Ack, Counts, WriterConfig, WriteRecords, WriteSegments
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +53,21 @@ def _serve(conn: Connection, journal_dir: Path, batches: BatchWriter, stats: Wri
         undeleted = remove_segments(undeleted, log_failures=False)
         try:
             # block only when there is nothing to write (or to delete, every retry)
-            while conn.poll(0 if todo or stopping else retry_seconds if undeleted else None):
+            while conn.poll(0 if records or todo or stopping
+                            else retry_seconds if undeleted else None):
                 message = conn.recv()
                 if isinstance(message, WriteSegments):
                     paths = [journal_dir / name for name in message.names]
                     todo.extend(paths)
                     records.extend(r for path in paths for r in _read_if_present(path))
+                elif isinstance(message, WriteRecords):  # the journal cannot rotate
+                    records.extend(message.records)
                 else:  # Stop
                     stopping = True
         except (EOFError, OSError):
             stopping = True  # the server is gone: one last attempt, then exit
             conn = None  # type: ignore[assignment]
-        if todo:
+        if todo or records:
             before = Counts.of(stats)
             ok = batches.write(records)
             if ok:  # a segment that cannot be deleted is retried, never fatal
@@ -85,7 +88,7 @@ def _serve(conn: Connection, journal_dir: Path, batches: BatchWriter, stats: Wri
                 return
             elif conn is not None and conn.poll(retry_seconds):
                 continue  # a message came in meanwhile: take it, then retry
-        if stopping and not todo:
+        if stopping and not todo and not records:
             return
         if conn is None:
             return

@@ -29,7 +29,7 @@ from backend.db.intake import Intake
 from backend.db.records import JournalRecord
 from backend.db.write_behind import run_cycles
 from backend.db.writer_main import run_writer_process
-from backend.db.writer_messages import Ack, Message, Stop, WriterConfig, WriteSegments
+from backend.db.writer_messages import Ack, Message, Stop, WriterConfig, WriteRecords, WriteSegments
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class ProcessWriteBehind:
         self._thread: threading.Thread | None = None
         self._child: _WriterChild | None = None
         self._sent: set[str] = set()  # segments the current writer process has been sent
+        self._pushed = 0  # records of the open segment it has been sent by value
         self.restarts = 0
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -120,8 +121,15 @@ class ProcessWriteBehind:
             # marked before sending: the acknowledgement may be read before this thread runs
             # again; if the send fails, the process is gone and its successor gets them all
             self._sent.update(new)
-        if new and self._child is not None:
-            self._child.send(WriteSegments(tuple(new)))
+            # a failed rotation keeps records in the open segment: send them by value, so
+            # that they do not wait for the rotation to work again
+            unclosed = self.intake.ledger.unclosed()
+            push, self._pushed = unclosed[self._pushed:], len(unclosed)
+        if self._child is not None:
+            if new:
+                self._child.send(WriteSegments(tuple(new)))
+            if push:
+                self._child.send(WriteRecords(tuple(push)))
         return stopping
 
     def _keep_child_running(self) -> None:
@@ -134,6 +142,7 @@ class ProcessWriteBehind:
         self._child = _WriterChild(self.config, self._on_message)
         with self.intake.lock:
             self._sent = set()  # the new process is sent every unacknowledged segment
+            self._pushed = 0  # and every record of the open segment
 
     def _on_message(self, ack: Ack) -> None:
         """An acknowledgement (read by the child's reader thread)."""

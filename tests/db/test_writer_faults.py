@@ -106,6 +106,20 @@ def test_a_record_accepted_while_rotation_fails_goes_on_without_another_request(
     assert wait_until(lambda: w.healthy and w.depth == 0, timeout=5)
 
 
+def test_records_keep_reaching_the_database_while_the_rotation_keeps_failing(
+        start_writer: StartWriter, conn: psycopg.Connection, model_id: int, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    w = start_writer(tmp_path / "journal")
+    assert wait_until(lambda: w.healthy, timeout=15)  # the writer (process) is up
+    segment_opens_fail(monkeypatch, errno.EMFILE)  # and stays so
+    for e in entries(model_id, 3, "stuck"):
+        w.submit(e)
+    assert wait_until(lambda: len(stored(conn)) == 3, timeout=10)
+    assert not w.healthy
+    if isinstance(w, ProcessWriteBehind):  # kept until their segment closes and is acked
+        assert w.depth == 3
+
+
 @pytest.fixture
 def immutable(tmp_path: Path) -> Iterator[Callable[[Path, bool], None]]:
     """chattr +i / -i: a file even root cannot delete (skipped where chattr does not work)."""
