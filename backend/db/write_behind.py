@@ -2,7 +2,7 @@
 never lost.
 
 Every record is first appended to the journal (:mod:`backend.db.journal`: a line of JSON,
-flushed to the OS, so a SIGKILL of the process cannot lose it) and entered in the ledger of
+written to the OS, so a SIGKILL of the process cannot lose it) and entered in the ledger of
 pending records (:mod:`backend.db.ledger`); both live in an :class:`Intake`. Every
 ``flush_seconds`` (or ``batch_size`` records) the queued records are taken and the journal
 segment holding them is closed; the records are written by :class:`BatchWriter` in batches

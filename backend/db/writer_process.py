@@ -1,11 +1,13 @@
 """Write-behind with the database writes in a process of their own (the default strategy).
 
-The server process only journals: one appended, flushed line per accepted record, and a
+The server process only journals: one appended line per accepted record, and a
 rotation of the journal every ``flush_seconds`` (or ``batch_size`` records). The writer
 process is sent the name of each closed segment over a pipe; it reads the segment, adds
 the feature contributions, writes the records with :class:`BatchWriter` (one transaction
-per batch), deletes the segment and acknowledges it. psycopg, the JSON encoding and the SHAP
-values then take no GIL time from the requests (measured in docs/performance.md).
+per batch), deletes the segment and acknowledges it. While the journal cannot rotate, the
+records of the open segment are sent by value (not acknowledged: the segment follows by
+name once it closes). psycopg, the JSON encoding and the SHAP values then take no GIL
+time from the requests (measured in docs/performance.md).
 
 Same guarantees as the in-thread writer: a record is accepted once its line is in the
 journal; inserts are idempotent, so a segment written twice adds nothing. The server keeps
