@@ -108,8 +108,8 @@ class Intake:
         can be deleted once they commit. If the rotation fails, they stay in the open
         segment and the next call (the writer's timer, not the next request) retries."""
         with self.lock:
-            if not self.ledger.take() and not self._rotation_owed:
-                return
+            if not (self.ledger.take() or self._rotation_owed or self.journal.torn):
+                return  # (a torn segment refuses every record: replace it)
             try:
                 closed = self.journal.rotate()
             except OSError as exc:

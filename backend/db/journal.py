@@ -87,6 +87,12 @@ class Journal:
         self._offset, self._records, self._torn = 0, 0, False
         return leftovers
 
+    @property
+    def torn(self) -> bool:
+        """A failed write left bytes the segment could not be cut back from: it takes no
+        record until it is (or until a rotation replaces it)."""
+        return self._torn
+
     def append(self, line: bytes) -> None:
         """Append one line (newline included) to the OS (and to the disk when ``fsync`` is
         ``always``). Raises OSError if it cannot be written in full, in which case the

@@ -211,3 +211,30 @@ def test_a_failed_rotation_is_retried_at_the_next_take_without_a_new_record(
         assert not stats.stalled
     finally:
         intake.close()
+
+
+def test_a_segment_that_cannot_be_cut_back_is_rotated_away_at_the_next_take(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stats = WriterStats()
+    intake = Intake(tmp_path / "journal", stats, keep_vectors=False)
+    intake.open()
+    try:
+        intake.submit(record("a"))
+        intake.take()  # "a" in a closed segment: nothing queued from here on
+        monkeypatch.setattr(os, "write", FailingWrites(1))
+
+        def ftruncate(fd: int, length: int) -> None:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+        monkeypatch.setattr(os, "ftruncate", ftruncate)  # this file can never be cut back
+        for t in ("torn", "refused"):
+            with pytest.raises(OSError):
+                intake.submit(record(t))
+        intake.take()  # no record queued, yet the torn segment is closed: a fresh one
+        intake.submit(record("b"))
+        intake.take()
+        names = intake.ledger.segment_names()
+        got = [t for n in names for t in trade_ids(read_segment(intake.journal.directory / n))]
+        assert got == ["a", "b"] and stats.accepted == 2 and stats.refused == 2
+    finally:
+        intake.close()
