@@ -214,6 +214,7 @@ class Run:
         self.pg = None if db_url else OwnPostgres(work / "pg")
         self.url = db_url or self.pg.start()
         self.env = {"TML_COMPILED_MODEL_DIR": str(work / "compiled")}
+        self.ready_while_full: str | None = None  # /ready's status during disk_full
 
     def bootstrap(self) -> None:
         candles = write_slice(self.work / "eurusd_slice.csv", "EURUSD", 0, 2500)
@@ -269,7 +270,10 @@ class Run:
     def _disk_full(self, target: Target, s: Senders) -> None:
         s.wait_sent(self.requests // 4)
         filler = fill(self.work / "disk_full" / "journal")
-        time.sleep(2)
+        time.sleep(1)  # requests refused meanwhile: /ready must not say "ready"
+        with httpx.Client(timeout=5) as http:
+            self.ready_while_full = http.get(f"{target.svc.url}/ready").json()["status"]
+        time.sleep(1)
         filler.unlink()
 
     def _restart_in_outage(self, target: Target, s: Senders) -> None:
@@ -318,6 +322,8 @@ def main() -> int:
                 print(f"{name} ...", flush=True)
                 results[name] = run.scenario(name)
                 print(table({name: results[name]}), flush=True)
+                if name == "disk_full" and run.ready_while_full:
+                    print(f"/ready while the disk was full: {run.ready_while_full}")
         finally:
             run.close()
     print(f"\n{args.requests} requests per scenario, {args.threads} senders, "

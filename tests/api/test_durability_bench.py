@@ -25,5 +25,6 @@ def test_a_short_durability_run_loses_and_doubles_nothing(
     assert got["stored"] == got["accepted"] > 0
     if scenario == "disk_full":
         assert got["503"] > 0  # the disk really was full for a while
+        assert run.ready_while_full == "degraded"  # writer.healthy false: not "ready"
     else:
         assert got["accepted"] == 120
