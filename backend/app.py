@@ -159,12 +159,14 @@ def _writer(s: Settings, url: str, pool: ConnectionPool, system: MLSystem) -> Wr
         return ThreadWriteBehind(pool, s.journal_dir, batch_size=s.writer_batch_size,
                                  flush_seconds=s.writer_flush_seconds,
                                  retry_seconds=s.writer_retry_seconds,
-                                 enrich=system.enrich_contributions)
+                                 enrich=system.enrich_contributions,
+                                 fsync=s.journal_fsync, fsync_ms=s.journal_fsync_ms)
     config = WriterConfig(db_url=url, journal_dir=str(s.journal_dir),
                           batch_size=s.writer_batch_size, retry_seconds=s.writer_retry_seconds,
                           top_contributions=s.top_contributions,
                           connect_kwargs=connect_kwargs(s), pool_timeout=s.db_connect_timeout,
-                          log_level=s.log_level)
+                          log_level=s.log_level, journal_fsync=s.journal_fsync,
+                          journal_fsync_ms=s.journal_fsync_ms)
     return ProcessWriteBehind(config, flush_seconds=s.writer_flush_seconds)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +80,12 @@ class Settings(BaseSettings):
     writer_process: bool = True
     writer_flush_seconds: float = 0.25
     writer_retry_seconds: float = 1.0
+    # What an accepted record survives (docs/operations.md): off = a crash of the process;
+    # batch (default, like Redis' appendfsync everysec) = also a power cut, but for the
+    # last journal_fsync_ms, at almost no cost on the request path (the fsync runs in a
+    # thread); always = everything, at one fsync per accepted record
+    journal_fsync: Literal["off", "batch", "always"] = "batch"
+    journal_fsync_ms: float = Field(default=1000.0, gt=0, le=60_000)
 
     # --- training -----------------------------------------------------------------------
     bootstrap_on_start: bool = True
@@ -122,6 +129,11 @@ class Settings(BaseSettings):
 
         parse_horizon(value)  # bars or a duration; a typo fails at start-up
         return value.strip()
+
+    @field_validator("journal_fsync", mode="before")
+    @classmethod
+    def _fsync_mode(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("db_prepare_threshold", mode="before")
     @classmethod

@@ -49,6 +49,8 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "writer_process": ("false", False),
     "writer_flush_seconds": ("0.5", 0.5),
     "writer_retry_seconds": ("2", 2.0),
+    "journal_fsync": ("always", "always"),
+    "journal_fsync_ms": ("250", 250.0),
     "bootstrap_on_start": ("false", False),
     "bootstrap_candles": ("/srv/candles.csv", Path("/srv/candles.csv")),
     "bootstrap_symbol": ("GOOG", "GOOG"),
@@ -128,6 +130,7 @@ def test_prepare_threshold_none_disables_prepared_statements(
     ("decision_threshold", "1.5"), ("decision_costs_r", "-1"), ("top_contributions", "0"),
     ("port", "eighty"),
     ("auto_migrate", "perhaps"),
+    ("journal_fsync", "sometimes"),
 ])
 def test_a_bad_value_names_the_field(field: str, raw: str,
                                      monkeypatch: pytest.MonkeyPatch) -> None:

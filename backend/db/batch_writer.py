@@ -37,6 +37,14 @@ class WriterStats:
     last_error: str | None = None
     db_healthy: bool = True
     replayed: int = 0
+    refused: int = 0  # records the journal could not take: answered 503, never stored
+    append_error: str | None = None  # the journal's last append failed (disk full?)
+    rotation_error: str | None = None  # the journal cannot rotate: new records wait
+
+    @property
+    def stalled(self) -> bool:
+        """The journal refuses records or cannot hand them on: not ready (/ready)."""
+        return self.append_error is not None or self.rotation_error is not None
 
 
 class BatchWriter:

@@ -83,6 +83,11 @@ class PendingLedger:
         """The taken records, oldest first: the next batch of the in-thread writer."""
         return list(self._taken)
 
+    def unclosed(self) -> list[JournalRecord]:
+        """Taken records in no closed segment yet (a failed rotation left them in the open
+        one), oldest first."""
+        return self._taken[sum(s.records for s in self._segments):]
+
     def segment_names(self) -> list[str]:
         """Closed segments holding pending records, oldest first."""
         return [s.name for s in self._segments]

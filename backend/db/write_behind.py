@@ -2,7 +2,7 @@
 never lost.
 
 Every record is first appended to the journal (:mod:`backend.db.journal`: a line of JSON,
-flushed to the OS, so a SIGKILL of the process cannot lose it) and entered in the ledger of
+written to the OS, so a SIGKILL of the process cannot lose it) and entered in the ledger of
 pending records (:mod:`backend.db.ledger`); both live in an :class:`Intake`. Every
 ``flush_seconds`` (or ``batch_size`` records) the queued records are taken and the journal
 segment holding them is closed; the records are written by :class:`BatchWriter` in batches
@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool
 
 from backend.db.batch_writer import BatchWriter, Enricher, WriterStats
 from backend.db.intake import Intake
+from backend.db.journal import remove_segments
 from backend.db.records import JournalRecord
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ class WriteBehind(Protocol):
         """The writer is running (it only stops at close)."""
 
     @property
+    def healthy(self) -> bool:
+        """Alive, and its journal takes records and hands them on (not stalled by a full
+        disk or a failing rotation): what /ready requires besides the database."""
+
+    @property
     def depth(self) -> int:
         """Records accepted but not yet committed to Postgres."""
 
@@ -85,6 +91,8 @@ class ThreadWriteBehind:
     enrich : callable, optional
         Called in the writer thread with the records before they are written (e.g. to
         compute feature contributions off the request path).
+    fsync, fsync_ms
+        The journal's fsync mode and batch interval (:class:`Intake`).
     """
 
     def __init__(
@@ -96,18 +104,22 @@ class ThreadWriteBehind:
         flush_seconds: float = 0.25,
         retry_seconds: float = 1.0,
         enrich: Enricher | None = None,
+        fsync: str = "off",
+        fsync_ms: float = 1000.0,
     ) -> None:
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self.retry_seconds = retry_seconds
         self.stats = WriterStats()
         # queued records keep their vector for the in-thread enricher
-        self.intake = Intake(journal_dir, self.stats, keep_vectors=True)
+        self.intake = Intake(journal_dir, self.stats, keep_vectors=True, fsync=fsync,
+                             fsync_ms=fsync_ms)
         self._batches = BatchWriter(pool, self.intake.journal.rejected_path,
                                     batch_size=batch_size, stats=self.stats, enrich=enrich)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._undeleted: list[Path] = []  # committed segments a delete failed on: retried
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -137,6 +149,10 @@ class ThreadWriteBehind:
         return self._thread is not None and self._thread.is_alive()
 
     @property
+    def healthy(self) -> bool:
+        return self.alive and not self.stats.stalled
+
+    @property
     def depth(self) -> int:
         return self.intake.depth
 
@@ -157,8 +173,11 @@ class ThreadWriteBehind:
         self._wake.clear()
         stopping = self._stop.is_set()
         self.intake.take()
+        self._undeleted = remove_segments(self._undeleted, log_failures=False)
         with self.intake.lock:
             batch = self.intake.ledger.taken()
+            if not batch:  # a late rotation closed a segment of records already committed
+                self._undeleted += [s.path for s in self.intake.ledger.commit_taken()]
         if batch:
             if not self._batches.write(batch):
                 if stopping:
@@ -169,8 +188,7 @@ class ThreadWriteBehind:
                 return False
             with self.intake.lock:
                 done = self.intake.ledger.commit_taken()
-            for segment in done:
-                segment.path.unlink(missing_ok=True)
+            self._undeleted += remove_segments([segment.path for segment in done])
         if stopping:
             with self.intake.lock:
                 if not self.intake.ledger.queued:

@@ -11,9 +11,10 @@ from pathlib import Path
 from psycopg_pool import ConnectionPool
 
 from backend.db.batch_writer import BatchWriter, WriterStats
-from backend.db.journal import read_segment
+from backend.db.journal import read_segment, remove_segments
+from backend.db.pool import POOL_HEALTH
 from backend.db.records import JournalRecord
-from backend.db.writer_messages import Ack, Counts, WriterConfig, WriteSegments
+from backend.db.writer_messages import Ack, Counts, WriterConfig, WriteRecords, WriteSegments
 from backend.redact import install as install_redaction
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ def run_writer_process(conn: Connection, config: WriterConfig) -> None:
                         format="%(asctime)s %(levelname)s %(name)s (writer): %(message)s")
     install_redaction(config.db_url)  # psycopg_pool logs libpq's errors, which may quote it
     pool = ConnectionPool(config.db_url, min_size=1, max_size=2, kwargs=config.connect_kwargs,
-                          timeout=config.pool_timeout, open=False, name="tml-writer")
+                          timeout=config.pool_timeout, open=False, name="tml-writer",
+                          **POOL_HEALTH)  # dead connections dropped after an outage
     pool.open(wait=False)
     stats = WriterStats()
     enrich = None
@@ -49,27 +51,31 @@ def _serve(conn: Connection, journal_dir: Path, batches: BatchWriter, stats: Wri
     todo: list[Path] = []  # segments received, not yet written
     records: list[JournalRecord] = []  # theirs, read once (kept across retries, with the
     # contributions already computed: an outage must not re-read or re-score them)
+    undeleted: list[Path] = []  # committed segments a delete failed on (PermissionError)
     stopping = False
     while True:
+        undeleted = remove_segments(undeleted, log_failures=False)
         try:
-            # block only when there is nothing to write
-            while conn.poll(0 if todo or stopping else None):
+            # block only when there is nothing to write (or to delete, every retry)
+            while conn.poll(0 if records or todo or stopping
+                            else retry_seconds if undeleted else None):
                 message = conn.recv()
                 if isinstance(message, WriteSegments):
                     paths = [journal_dir / name for name in message.names]
                     todo.extend(paths)
                     records.extend(r for path in paths for r in _read_if_present(path))
+                elif isinstance(message, WriteRecords):  # the journal cannot rotate
+                    records.extend(message.records)
                 else:  # Stop
                     stopping = True
         except (EOFError, OSError):
             stopping = True  # the server is gone: one last attempt, then exit
             conn = None  # type: ignore[assignment]
-        if todo:
+        if todo or records:
             before = Counts.of(stats)
             ok = batches.write(records)
-            if ok:
-                for path in todo:
-                    path.unlink(missing_ok=True)
+            if ok:  # a segment that cannot be deleted is retried, never fatal
+                undeleted += remove_segments(todo)
             if conn is not None:
                 ack = Ack(written=tuple(p.name for p in todo) if ok else (),
                           counts=Counts.of(stats).since(before),
@@ -86,7 +92,7 @@ def _serve(conn: Connection, journal_dir: Path, batches: BatchWriter, stats: Wri
                 return
             elif conn is not None and conn.poll(retry_seconds):
                 continue  # a message came in meanwhile: take it, then retry
-        if stopping and not todo:
+        if stopping and not todo and not records:
             return
         if conn is None:
             return

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.db.batch_writer import WriterStats
+from backend.db.records import JournalRecord
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class WriterConfig:
     connect_kwargs: dict[str, Any]
     pool_timeout: float = 5.0
     log_level: str = "INFO"
+    journal_fsync: str = "off"  # used by the server side (its Intake) only
+    journal_fsync_ms: float = 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,15 @@ class WriteSegments:
     """Server -> writer: closed journal segments to write, by name, oldest first."""
 
     names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecords:
+    """Server -> writer: records of the open segment, sent by value while the journal
+    cannot rotate (so they reach Postgres meanwhile). Not acknowledged: the server keeps
+    them, and sends their segment by name once it closes (written again: idempotent)."""
+
+    records: tuple[JournalRecord, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,4 +82,4 @@ class Ack:
     last_error: str | None
 
 
-Message = WriteSegments | Stop
+Message = WriteSegments | WriteRecords | Stop

@@ -1,11 +1,13 @@
 """Write-behind with the database writes in a process of their own (the default strategy).
 
-The server process only journals: one appended, flushed line per accepted record, and a
+The server process only journals: one appended line per accepted record, and a
 rotation of the journal every ``flush_seconds`` (or ``batch_size`` records). The writer
 process is sent the name of each closed segment over a pipe; it reads the segment, adds
 the feature contributions, writes the records with :class:`BatchWriter` (one transaction
-per batch), deletes the segment and acknowledges it. psycopg, the JSON encoding and the SHAP
-values then take no GIL time from the requests (measured in docs/performance.md).
+per batch), deletes the segment and acknowledges it. While the journal cannot rotate, the
+records of the open segment are sent by value (not acknowledged: the segment follows by
+name once it closes). psycopg, the JSON encoding and the SHAP values then take no GIL
+time from the requests (measured in docs/performance.md).
 
 Same guarantees as the in-thread writer: a record is accepted once its line is in the
 journal; inserts are idempotent, so a segment written twice adds nothing. The server keeps
@@ -31,7 +33,7 @@ from backend.db.intake import Intake
 from backend.db.records import JournalRecord
 from backend.db.write_behind import run_cycles
 from backend.db.writer_main import run_writer_process
-from backend.db.writer_messages import Ack, Message, Stop, WriterConfig, WriteSegments
+from backend.db.writer_messages import Ack, Message, Stop, WriterConfig, WriteRecords, WriteSegments
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,14 @@ class ProcessWriteBehind:
         self.flush_seconds = flush_seconds
         self.stats = WriterStats()
         # the writer process reads the journal, not the queued objects: no vectors kept
-        self.intake = Intake(Path(config.journal_dir), self.stats, keep_vectors=False)
+        self.intake = Intake(Path(config.journal_dir), self.stats, keep_vectors=False,
+                             fsync=config.journal_fsync, fsync_ms=config.journal_fsync_ms)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._child: _WriterChild | None = None
         self._sent: set[str] = set()  # segments the current writer process has been sent
+        self._pushed = 0  # records of the open segment it has been sent by value
         self.restarts = 0
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -90,6 +94,10 @@ class ProcessWriteBehind:
                 and self._child is not None and self._child.alive)
 
     @property
+    def healthy(self) -> bool:
+        return self.alive and not self.stats.stalled
+
+    @property
     def depth(self) -> int:
         return self.intake.depth
 
@@ -117,8 +125,15 @@ class ProcessWriteBehind:
             # marked before sending: the acknowledgement may be read before this thread runs
             # again; if the send fails, the process is gone and its successor gets them all
             self._sent.update(new)
-        if new and self._child is not None:
-            self._child.send(WriteSegments(tuple(new)))
+            # a failed rotation keeps records in the open segment: send them by value, so
+            # that they do not wait for the rotation to work again
+            unclosed = self.intake.ledger.unclosed()
+            push, self._pushed = unclosed[self._pushed:], len(unclosed)
+        if self._child is not None:
+            if new:
+                self._child.send(WriteSegments(tuple(new)))
+            if push:
+                self._child.send(WriteRecords(tuple(push)))
         return stopping
 
     def _keep_child_running(self) -> None:
@@ -131,6 +146,7 @@ class ProcessWriteBehind:
         self._child = _WriterChild(self.config, self._on_message)
         with self.intake.lock:
             self._sent = set()  # the new process is sent every unacknowledged segment
+            self._pushed = 0  # and every record of the open segment
 
     def _on_message(self, ack: Ack) -> None:
         """An acknowledgement (read by the child's reader thread)."""

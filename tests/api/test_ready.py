@@ -112,7 +112,7 @@ def test_ready_details_need_a_key(service: Service):
         assert set(body) == OPEN_FIELDS
         assert body["status"] == "ready" and body["database"] == "ok"
         assert body["migration"] == "applied" and body["model"]["version"] >= 1
-        assert body["writer"] == {"alive": True}
+        assert body["writer"] == {"alive": True, "healthy": True}
     for r in keyed:
         assert r.status_code == 200
         assert set(r.json()["writer"]) >= DETAILS

@@ -68,7 +68,8 @@ def crash(w: ThreadWriteBehind) -> None:
     writer thread is stopped only so that it does not linger in the test process; with
     the queue emptied it has nothing left to write.)"""
     with w.intake.lock:
-        w.intake.journal._segment.close()
+        os.close(w.intake.journal._fd)
+        w.intake.journal._fd = None
         w.intake.ledger._queued.clear()
     w._stop.set()
     w._wake.set()
@@ -236,7 +237,7 @@ def test_a_failed_journal_rotation_does_not_kill_the_writer(
     w.submit(a)
     if fault == "disk_full":  # the journal's device fills up: ENOSPC from now on
         full = os.open("/dev/full", os.O_WRONLY)
-        os.dup2(full, w.intake.journal._segment.fileno())
+        os.dup2(full, w.intake.journal._fd)
         os.close(full)
         with pytest.raises(OSError):
             w.submit(b)  # refused, so the request answers 503: never accepted

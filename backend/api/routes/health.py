@@ -41,7 +41,7 @@ async def ready(request: Request, system: SystemDep, writer: WriterDep) -> FastJ
     }
     if details:
         body["database_error"] = db.error
-    if db.reachable and db.migrated and model is not None and writer.alive:
+    if db.reachable and db.migrated and model is not None and writer.healthy:
         body["status"] = "ready"
         return FastJSONResponse(body, 200)
     # Predictions still work from the in-memory model while the database is away.
@@ -52,12 +52,12 @@ async def ready(request: Request, system: SystemDep, writer: WriterDep) -> FastJ
 def _writer(writer: WriteBehind, *, details: bool) -> dict[str, Any]:
     """The writer's state: whether it runs, for everyone; its queue and last error (the
     database's message, which names hosts and tables) only for a key."""
-    fields: dict[str, Any] = {"alive": writer.alive}
-    # A writer health flag (e.g. journal rotation failing) goes here, beside "alive", and
-    # into the "ready" condition above.
+    # healthy: alive and neither appends nor journal rotation failing (disk full, EMFILE)
+    fields: dict[str, Any] = {"alive": writer.alive, "healthy": writer.healthy}
     if details:
         fields.update(queue_depth=writer.depth, journal_bytes=writer.journal_bytes(),
-                      rejected=writer.stats.rejected, last_error=writer.stats.last_error)
+                      rejected=writer.stats.rejected, refused=writer.stats.refused,
+                      last_error=writer.stats.last_error)
     return fields
 
 
