@@ -45,12 +45,16 @@ from backend.ml.ml_system import MLSystem
 from backend.ml.model_watcher import ModelWatcher
 from backend.ml.registry import ModelIntegrityError
 from backend.ml.retrain_policy import Retrainer
+from backend.redact import install as install_redaction
 
 log = logging.getLogger("backend")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # however the app is started (python -m backend, uvicorn --factory, a test client)
+    install_redaction(*(secret.get_secret_value() if secret else None
+                        for secret in (settings.database_url, settings.optuna_storage)))
     app = FastAPI(
         title="Trading-ML backend",
         version=__version__,

@@ -11,6 +11,7 @@ from backend.api.auth import API_KEY_HEADER
 from backend.api.deps import MetricsDep, SystemDep, WriterDep
 from backend.api.responses import FastJSONResponse
 from backend.db.write_behind import WriteBehind
+from backend.redact import redact
 
 router = APIRouter(tags=["health"])
 
@@ -57,7 +58,7 @@ def _writer(writer: WriteBehind, *, details: bool) -> dict[str, Any]:
     if details:
         fields.update(queue_depth=writer.depth, journal_bytes=writer.journal_bytes(),
                       rejected=writer.stats.rejected, refused=writer.stats.refused,
-                      last_error=writer.stats.last_error)
+                      last_error=redact(writer.stats.last_error or "") or None)
     return fields
 
 
