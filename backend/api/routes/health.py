@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backend.api.deps import MetricsDep, PoolDep, SystemDep, WriterDep
@@ -50,7 +51,8 @@ def ready(pool: PoolDep, system: SystemDep, writer: WriterDep) -> FastJSONRespon
     return FastJSONResponse(body, 200 if model is not None else 503)
 
 
-@router.get("/metrics", include_in_schema=True)
+@router.get("/metrics", response_class=PlainTextResponse,  # documented as text, as sent
+            responses={200: {"description": "Prometheus text exposition format"}})
 def metrics(m: MetricsDep, system: SystemDep, writer: WriterDep) -> Response:
     """Prometheus metrics: requests and latency per route, predictions per decision,
     writer queue depth and journal size, active model version."""
