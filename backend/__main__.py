@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from backend.cli_help import HelpFormatter
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -48,10 +50,12 @@ def _serve(argv: list[str]) -> int:
     from backend.config import get_settings
     from backend.server import serve
 
-    p = argparse.ArgumentParser(prog="python -m backend serve")
+    p = argparse.ArgumentParser(prog="python -m backend serve", formatter_class=HelpFormatter,
+                                description="Serve the API (migration, model, writer and "
+                                            "tracker start with it).")
     s = get_settings()
-    p.add_argument("--host", default=s.host)
-    p.add_argument("--port", type=int, default=s.port)
+    p.add_argument("--host", default=s.host, help="address to listen on (TML_HOST)")
+    p.add_argument("--port", type=int, default=s.port, help="port (TML_PORT)")
     args = p.parse_args(argv)
     s.host, s.port = args.host, args.port
     return serve(s)
@@ -61,10 +65,13 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candles", nargs="+", metavar="FILE_OR_DIR",
                    help="CSV, Parquet or Feather OHLCV files, or directories of them; several "
                         "are pooled into one dataset. Names give symbol and timeframe "
-                        "(BTC_USDT-5m.feather, EURUSD-1h.csv)")
-    p.add_argument("--symbol", default=None, help="symbol of files whose name gives none")
+                        "(BTC_USDT-5m.feather, EURUSD-1h.csv) (default: none; give it, "
+                        "--from-db or both)")
+    p.add_argument("--symbol", default=None, help="symbol of files whose name gives none "
+                                                  "(default: from the file name)")
     p.add_argument("--timeframe", default=None,
-                   help="timeframe (5m, 1h, 1d) of files whose name gives none")
+                   help="timeframe (5m, 1h, 1d) of files whose name gives none (default: "
+                        "from the file name)")
     p.add_argument("--tp-atr", type=float, default=None,
                    help="take-profit barrier in ATR (default TML_BARRIER_TP_ATR)")
     p.add_argument("--sl-atr", type=float, default=None,
@@ -79,9 +86,13 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="base strategy (repeatable; default: all)")
     p.add_argument("--from-db", action="store_true",
                    help="also use labelled rows of real trades from the database")
-    p.add_argument("--algorithm", choices=["xgboost", "lightgbm"], default="xgboost")
-    p.add_argument("--trials", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--algorithm", choices=["xgboost", "lightgbm"], default="xgboost",
+                   help="gradient-boosting library")
+    p.add_argument("--trials", type=int, default=None,
+                   help="Optuna trials (default: TML_TRAIN_TRIALS, 20)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed: same seed + data = same metrics (default: "
+                        "TML_TRAIN_SEED, 42)")
 
 
 def _system(need_db: bool) -> Any:
@@ -136,11 +147,12 @@ def _fail(exc: Exception) -> int:
 
 
 def _train(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m backend train",
+    p = argparse.ArgumentParser(prog="python -m backend train", formatter_class=HelpFormatter,
                                 description="Tune, fit, register and (if better) promote.")
     _data_args(p)
     p.add_argument("--name", default=None, help="model name (default TML_MODEL_NAME)")
-    p.add_argument("--no-promote", action="store_true")
+    p.add_argument("--no-promote", action="store_true",
+                   help="register as candidate only, even when it beats the active model")
     args = p.parse_args(argv)
     from backend.db.errors import DatabaseError
     from backend.ml.candles import CandleError
@@ -158,7 +170,7 @@ def _train(argv: list[str]) -> int:
 
 
 def _evaluate(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m backend evaluate",
+    p = argparse.ArgumentParser(prog="python -m backend evaluate", formatter_class=HelpFormatter,
                                 description="Nested out-of-sample report: each purged "
                                             "walk-forward fold and the final hold-out tuned "
                                             "on its own training rows only, beside the "
@@ -166,7 +178,8 @@ def _evaluate(argv: list[str]) -> int:
     _data_args(p)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--plots", metavar="DIR", default=None,
-                   help="write reliability.png and cumulative_r.png into DIR")
+                   help="write reliability.png and cumulative_r.png into DIR (default: no "
+                        "plots)")
     p.add_argument("--splits", type=int, default=5, help="outer walk-forward folds")
     p.add_argument("--inner-splits", type=int, default=5, help="inner (tuning) folds")
     p.add_argument("--costs-r", type=float, default=None,
@@ -220,9 +233,9 @@ def _evaluate(argv: list[str]) -> int:
 
 
 def _track(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m backend track",
+    p = argparse.ArgumentParser(prog="python -m backend track", formatter_class=HelpFormatter,
                                 description="Daily live metrics per model into ml_performance.")
-    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--days", type=int, default=30, help="recompute the last DAYS UTC days")
     args = p.parse_args(argv)
     from backend.db.errors import DatabaseError
 

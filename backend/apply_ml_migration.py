@@ -5,6 +5,7 @@ Run from the repository root::
     python backend/apply_ml_migration.py                 # DATABASE_URL, else embedded server
     python backend/apply_ml_migration.py --status        # exit 0 only when applied, unchanged
     python backend/apply_ml_migration.py --dry-run       # print what would run, change nothing
+    python backend/apply_ml_migration.py --export-supabase DIR   # Supabase CLI layout
 
 The whole file runs in ONE transaction under a transaction-level advisory lock, so replicas
 that start at once apply it one after the other (the later ones see it recorded and do
@@ -247,6 +248,25 @@ def describe_target(url: str) -> str:
     return shown + (" password=***" if url_password(url) else "")
 
 
+# ---- Supabase CLI layout -----------------------------------------------------------------
+def export_supabase(directory: Path, *, sql_path: Path | None = None) -> Path:
+    """Write ``directory/supabase/migrations/<MIGRATION_VERSION>_ml_tables.sql`` for
+    ``supabase db push``: the migration's SQL unchanged, then the record in
+    ``ml_schema_migrations`` this script would write (with the source file's sha256), so a
+    service started afterwards sees it applied. The prefix is MIGRATION_VERSION, the 14-digit
+    UTC timestamp this script also records in ``supabase_migrations.schema_migrations``:
+    whichever way it was applied, the other one sees it as done."""
+    path = sql_path or DEFAULT_SQL_PATH
+    target = directory / "supabase" / "migrations" / f"{MIGRATION_VERSION}_{MIGRATION_NAME}.sql"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    record = RECORD_SQL.strip().replace("%s", "'{}'").format(
+        MIGRATION_VERSION, MIGRATION_NAME, file_checksum(path))
+    text = path.read_text(encoding="utf-8").rstrip("\n")
+    target.write_text(f"{text}\n\n-- recorded as applied (backend/apply_ml_migration.py "
+                      f"--export-supabase)\n{record};\n", encoding="utf-8")
+    return target
+
+
 # ---- command line ------------------------------------------------------------------------
 def _default_url() -> tuple[str | None, str]:
     """(url or None when the embedded server would be used, description of the target)."""
@@ -299,12 +319,15 @@ def _status(url: str, target: str, sql_path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from backend.cli_help import HelpFormatter
+
     parser = argparse.ArgumentParser(
-        prog="apply_ml_migration",
+        prog="apply_ml_migration", formatter_class=HelpFormatter,
         description="Apply the trading-ML schema (idempotent, one transaction).",
     )
     parser.add_argument("--database-url",
-                        help="Postgres URL (default: $DATABASE_URL, else the embedded server)")
+                        help="Postgres URL; percent-encode special characters of the "
+                             "password (default: $DATABASE_URL, else the embedded server)")
     parser.add_argument("--file", type=Path, default=DEFAULT_SQL_PATH,
                         help="migration SQL file (default: %(default)s)")
     group = parser.add_mutually_exclusive_group()
@@ -312,7 +335,16 @@ def main(argv: list[str] | None = None) -> int:
                        help="print the SQL that would run and the target; change nothing")
     group.add_argument("--status", action="store_true",
                        help="exit 0 when applied and unchanged, 1 otherwise")
+    group.add_argument("--export-supabase", type=Path, metavar="DIR", default=None,
+                       help="write DIR/supabase/migrations/<UTC timestamp>_ml_tables.sql for "
+                            "`supabase db push`; no database is touched (default: apply)")
     args = parser.parse_args(argv)
+    if args.export_supabase is not None:
+        if not args.file.is_file():
+            print(f"error: migration file not found: {args.file}", file=sys.stderr)
+            return 2
+        print(f"wrote {export_supabase(args.export_supabase, sql_path=args.file)}")
+        return 0
     install_redaction(args.database_url)  # log records too (psycopg quotes the conninfo)
 
     url, target = ((args.database_url, describe_target(args.database_url))

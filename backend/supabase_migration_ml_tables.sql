@@ -1,6 +1,7 @@
 -- Trading-ML backend schema: 6 tables (+ ml_schema_migrations), 17 indexes, a NOTIFY
--- trigger, 3 views, RLS and role grants. Postgres 15+ (views use security_invoker).
--- Re-runnable (IF NOT EXISTS / OR REPLACE / guarded DO blocks) and free of BEGIN/COMMIT:
+-- trigger, 3 views (every column commented), RLS and role grants. Postgres 15+ (views use
+-- security_invoker). Re-runnable (IF NOT EXISTS / OR REPLACE / DROP + CREATE of a view whose
+-- columns changed / guarded DO blocks) and free of BEGIN/COMMIT:
 -- apply_ml_migration.py wraps the whole file in one transaction.
 
 -- ---------------------------------------------------------------------------------------
@@ -295,10 +296,17 @@ CREATE OR REPLACE TRIGGER ml_models_notify_activated
 -- not of their owner, so they never widen access to the tables.
 -- ---------------------------------------------------------------------------------------
 
--- Per model: training (out-of-sample) metrics stored by the trainer beside the live record.
+-- Per model: the out-of-sample figures training stored in ml_models.metrics (purged
+-- walk-forward cross-validation: cv_*; the most recent held-out window, never used for
+-- tuning or fitting: holdout_*), each beside the always-take baseline, and the live record.
 -- live_precision = wins among resolved 'take' decisions; live_base_rate (wins among all
 -- resolved) is its baseline: what always taking the signal would have scored.
-CREATE OR REPLACE VIEW public.ml_model_performance_summary
+-- Its columns were renamed (train_* held cross-validation figures: now cv_*), which CREATE
+-- OR REPLACE VIEW cannot do: dropped and created again. No CASCADE: a view of yours on it
+-- stops the migration (nothing is changed) instead of being dropped; drop it, migrate,
+-- create it again. The grants below are re-applied on every run.
+DROP VIEW IF EXISTS public.ml_model_performance_summary;
+CREATE VIEW public.ml_model_performance_summary
     WITH (security_invoker = true) AS
 SELECT
     m.id,
@@ -310,18 +318,42 @@ SELECT
     m.activated_at,
     m.n_samples,
     -- a non-numeric value yields NULL instead of making the whole view fail
-    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'roc_auc') = 'number'
-         THEN (m.metrics -> 'model' ->> 'roc_auc')::double precision END AS train_roc_auc,
-    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'accuracy') = 'number'
-         THEN (m.metrics -> 'model' ->> 'accuracy')::double precision END AS train_accuracy,
-    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'precision') = 'number'
-         THEN (m.metrics -> 'model' ->> 'precision')::double precision END AS train_precision,
-    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'brier') = 'number'
-         THEN (m.metrics -> 'model' ->> 'brier')::double precision END AS train_brier,
-    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'log_loss') = 'number'
-         THEN (m.metrics -> 'model' ->> 'log_loss')::double precision END AS train_log_loss,
-    CASE WHEN jsonb_typeof(m.metrics -> 'model' -> 'base_rate') = 'number'
-         THEN (m.metrics -> 'model' ->> 'base_rate')::double precision END AS train_base_rate,
+    CASE WHEN jsonb_typeof(j.cv -> 'roc_auc') = 'number'
+         THEN (j.cv ->> 'roc_auc')::double precision END AS cv_roc_auc,
+    CASE WHEN jsonb_typeof(j.cv -> 'accuracy') = 'number'
+         THEN (j.cv ->> 'accuracy')::double precision END AS cv_accuracy,
+    CASE WHEN jsonb_typeof(j.cv -> 'precision') = 'number'
+         THEN (j.cv ->> 'precision')::double precision END AS cv_precision,
+    CASE WHEN jsonb_typeof(j.cv -> 'brier') = 'number'
+         THEN (j.cv ->> 'brier')::double precision END AS cv_brier,
+    CASE WHEN jsonb_typeof(j.cv -> 'log_loss') = 'number'
+         THEN (j.cv ->> 'log_loss')::double precision END AS cv_log_loss,
+    CASE WHEN jsonb_typeof(j.cv -> 'base_rate') = 'number'
+         THEN (j.cv ->> 'base_rate')::double precision END AS cv_base_rate,
+    CASE WHEN jsonb_typeof(j.cv_always -> 'brier') = 'number'
+         THEN (j.cv_always ->> 'brier')::double precision END AS cv_always_take_brier,
+    CASE WHEN jsonb_typeof(j.cv_always -> 'log_loss') = 'number'
+         THEN (j.cv_always ->> 'log_loss')::double precision END AS cv_always_take_log_loss,
+    CASE WHEN jsonb_typeof(j.cv_logistic -> 'roc_auc') = 'number'
+         THEN (j.cv_logistic ->> 'roc_auc')::double precision END AS cv_logistic_roc_auc,
+    CASE WHEN jsonb_typeof(j.ho -> 'count') = 'number'
+         THEN (j.ho ->> 'count')::numeric::bigint END AS holdout_count,
+    CASE WHEN jsonb_typeof(j.ho -> 'roc_auc') = 'number'
+         THEN (j.ho ->> 'roc_auc')::double precision END AS holdout_roc_auc,
+    CASE WHEN jsonb_typeof(j.ho -> 'accuracy') = 'number'
+         THEN (j.ho ->> 'accuracy')::double precision END AS holdout_accuracy,
+    CASE WHEN jsonb_typeof(j.ho -> 'precision') = 'number'
+         THEN (j.ho ->> 'precision')::double precision END AS holdout_precision,
+    CASE WHEN jsonb_typeof(j.ho -> 'brier') = 'number'
+         THEN (j.ho ->> 'brier')::double precision END AS holdout_brier,
+    CASE WHEN jsonb_typeof(j.ho -> 'log_loss') = 'number'
+         THEN (j.ho ->> 'log_loss')::double precision END AS holdout_log_loss,
+    CASE WHEN jsonb_typeof(j.ho -> 'base_rate') = 'number'
+         THEN (j.ho ->> 'base_rate')::double precision END AS holdout_base_rate,
+    CASE WHEN jsonb_typeof(j.ho_always -> 'brier') = 'number'
+         THEN (j.ho_always ->> 'brier')::double precision END AS holdout_always_take_brier,
+    CASE WHEN jsonb_typeof(j.ho_always -> 'log_loss') = 'number'
+         THEN (j.ho_always ->> 'log_loss')::double precision END AS holdout_always_take_log_loss,
     live.n_predictions,
     live.n_resolved,
     live.n_taken_resolved,
@@ -333,6 +365,11 @@ SELECT
     live.live_accuracy_30d,
     live.live_precision_30d
 FROM public.ml_models AS m
+CROSS JOIN LATERAL (
+    SELECT m.metrics -> 'model' AS cv, m.metrics -> 'always_take' AS cv_always,
+           m.metrics -> 'logistic' AS cv_logistic, m.metrics -> 'holdout' -> 'model' AS ho,
+           m.metrics -> 'holdout' -> 'always_take' AS ho_always
+) AS j
 CROSS JOIN LATERAL (
     SELECT
         count(*) AS n_predictions,
@@ -419,6 +456,129 @@ SELECT
 FROM feature_values AS v
 JOIN version_rows AS r ON r.feature_set_version = v.feature_set_version
 GROUP BY v.feature_set_version, v.feature, r.n_rows;
+
+-- What each view and column holds, for analysts (psql \d+, Supabase's table editor);
+-- docs/analysts.md says the same with example queries. tests/db/test_views.py checks that
+-- none is missing.
+COMMENT ON VIEW public.ml_model_performance_summary IS
+    'One row per registered model: out-of-sample figures from training (cv_*: purged '
+    'walk-forward cross-validation; holdout_*: the most recent held-out window), each beside '
+    'the always-take baseline, and the live record of its served predictions.';
+COMMENT ON COLUMN public.ml_model_performance_summary.id IS 'ml_models.id';
+COMMENT ON COLUMN public.ml_model_performance_summary.name IS
+    'Model name (TML_MODEL_NAME a replica serves)';
+COMMENT ON COLUMN public.ml_model_performance_summary.version IS
+    'Version within the name (1, 2, ...)';
+COMMENT ON COLUMN public.ml_model_performance_summary.algorithm IS 'xgboost or lightgbm';
+COMMENT ON COLUMN public.ml_model_performance_summary.status IS
+    'candidate, active (at most one per name) or retired';
+COMMENT ON COLUMN public.ml_model_performance_summary.created_at IS 'When it was registered';
+COMMENT ON COLUMN public.ml_model_performance_summary.activated_at IS
+    'When it last became active (NULL: never)';
+COMMENT ON COLUMN public.ml_model_performance_summary.n_samples IS
+    'Labelled signals it was trained on (the held-out window excluded)';
+COMMENT ON COLUMN public.ml_model_performance_summary.cv_roc_auc IS
+    'ROC AUC over the cross-validation folds (out-of-fold, purged walk-forward); 0.5 = no skill';
+COMMENT ON COLUMN public.ml_model_performance_summary.cv_accuracy IS
+    'Share of right take/skip decisions over the cross-validation folds';
+COMMENT ON COLUMN public.ml_model_performance_summary.cv_precision IS
+    'Wins among the signals it would take, over the cross-validation folds; compare cv_base_rate';
+COMMENT ON COLUMN public.ml_model_performance_summary.cv_brier IS
+    'Brier score (mean squared error of the probability; lower is better), cross-validation';
+COMMENT ON COLUMN public.ml_model_performance_summary.cv_log_loss IS
+    'Log loss of the probability (lower is better), cross-validation';
+COMMENT ON COLUMN public.ml_model_performance_summary.cv_base_rate IS
+    'Share of winning signals in the cross-validation folds: the precision of always taking';
+COMMENT ON COLUMN public.ml_model_performance_summary.cv_always_take_brier IS
+    'Baseline: Brier score of a constant probability (the training base rate), cross-validation';
+COMMENT ON COLUMN public.ml_model_performance_summary.cv_always_take_log_loss IS
+    'Baseline: log loss of a constant probability (the training base rate), cross-validation';
+COMMENT ON COLUMN public.ml_model_performance_summary.cv_logistic_roc_auc IS
+    'Baseline: ROC AUC of a logistic regression on the same features, cross-validation';
+COMMENT ON COLUMN public.ml_model_performance_summary.holdout_count IS
+    'Signals in the held-out window (the most recent ones; not used for tuning or fitting)';
+COMMENT ON COLUMN public.ml_model_performance_summary.holdout_roc_auc IS
+    'ROC AUC on the held-out window (calibrated probabilities, as served)';
+COMMENT ON COLUMN public.ml_model_performance_summary.holdout_accuracy IS
+    'Share of right take/skip decisions on the held-out window';
+COMMENT ON COLUMN public.ml_model_performance_summary.holdout_precision IS
+    'Wins among the signals it would take on the held-out window; compare holdout_base_rate';
+COMMENT ON COLUMN public.ml_model_performance_summary.holdout_brier IS
+    'Brier score on the held-out window; compare holdout_always_take_brier';
+COMMENT ON COLUMN public.ml_model_performance_summary.holdout_log_loss IS
+    'Log loss on the held-out window; compare holdout_always_take_log_loss';
+COMMENT ON COLUMN public.ml_model_performance_summary.holdout_base_rate IS
+    'Share of winning signals in the held-out window: the precision of always taking';
+COMMENT ON COLUMN public.ml_model_performance_summary.holdout_always_take_brier IS
+    'Baseline: Brier score of a constant probability (the training base rate), held-out window';
+COMMENT ON COLUMN public.ml_model_performance_summary.holdout_always_take_log_loss IS
+    'Baseline: log loss of a constant probability (the training base rate), held-out window';
+COMMENT ON COLUMN public.ml_model_performance_summary.n_predictions IS
+    'Predictions served by this model (all time)';
+COMMENT ON COLUMN public.ml_model_performance_summary.n_resolved IS
+    'Of those, predictions whose trade has closed (an exit was reported)';
+COMMENT ON COLUMN public.ml_model_performance_summary.n_taken_resolved IS
+    'Resolved predictions whose decision was take';
+COMMENT ON COLUMN public.ml_model_performance_summary.live_accuracy IS
+    'Share of resolved predictions whose decision was right (take and won, or skip and lost)';
+COMMENT ON COLUMN public.ml_model_performance_summary.live_precision IS
+    'Wins among resolved take decisions; compare live_base_rate';
+COMMENT ON COLUMN public.ml_model_performance_summary.live_base_rate IS
+    'Wins among all resolved predictions: what always taking the signal scored (baseline)';
+COMMENT ON COLUMN public.ml_model_performance_summary.n_predictions_30d IS
+    'Predictions served in the last 30 days';
+COMMENT ON COLUMN public.ml_model_performance_summary.n_resolved_30d IS
+    'Predictions of the last 30 days that are resolved';
+COMMENT ON COLUMN public.ml_model_performance_summary.live_accuracy_30d IS
+    'live_accuracy over predictions of the last 30 days';
+COMMENT ON COLUMN public.ml_model_performance_summary.live_precision_30d IS
+    'live_precision over predictions of the last 30 days';
+
+COMMENT ON VIEW public.daily_exit_performance IS
+    'Closed positions (position_exits) per UTC day of exit and exit reason.';
+COMMENT ON COLUMN public.daily_exit_performance.exit_date IS 'UTC day of the exit';
+COMMENT ON COLUMN public.daily_exit_performance.exit_reason IS
+    'stop_loss, take_profit, trailing_stop, breakeven, time_stop, partial, ml_exit, signal or '
+    'manual';
+COMMENT ON COLUMN public.daily_exit_performance.trades IS 'Exits of that day and reason';
+COMMENT ON COLUMN public.daily_exit_performance.wins IS 'Exits with pnl > 0';
+COMMENT ON COLUMN public.daily_exit_performance.win_rate IS 'wins / trades';
+COMMENT ON COLUMN public.daily_exit_performance.avg_win IS
+    'Mean pnl of the winning exits (NULL: none); in the quote currency';
+COMMENT ON COLUMN public.daily_exit_performance.avg_loss IS
+    'Mean pnl of the losing exits (pnl < 0; NULL: none)';
+COMMENT ON COLUMN public.daily_exit_performance.avg_pnl IS 'Mean net pnl (after fees)';
+COMMENT ON COLUMN public.daily_exit_performance.total_pnl IS 'Sum of net pnl';
+COMMENT ON COLUMN public.daily_exit_performance.avg_r_multiple IS
+    'Mean result in R (multiples of the initial risk |entry - initial stop|)';
+COMMENT ON COLUMN public.daily_exit_performance.avg_mfe IS
+    'Mean max favourable excursion, in R';
+COMMENT ON COLUMN public.daily_exit_performance.avg_mae IS 'Mean max adverse excursion, in R';
+COMMENT ON COLUMN public.daily_exit_performance.avg_holding_seconds IS
+    'Mean time from entry to exit, in seconds';
+
+COMMENT ON VIEW public.ml_feature_statistics IS
+    'Per feature set version and feature: distribution of the stored feature vectors '
+    '(ml_trade_features), overall and for winners vs losers.';
+COMMENT ON COLUMN public.ml_feature_statistics.feature_set_version IS
+    'Feature set the vectors were computed with (FEATURE_SET_VERSION)';
+COMMENT ON COLUMN public.ml_feature_statistics.feature IS 'Feature name';
+COMMENT ON COLUMN public.ml_feature_statistics.n IS 'Rows where the feature holds a number';
+COMMENT ON COLUMN public.ml_feature_statistics.mean IS 'Mean of those numbers';
+COMMENT ON COLUMN public.ml_feature_statistics.stddev IS
+    'Sample standard deviation (NULL with one value)';
+COMMENT ON COLUMN public.ml_feature_statistics.min IS 'Smallest value';
+COMMENT ON COLUMN public.ml_feature_statistics.max IS 'Largest value';
+COMMENT ON COLUMN public.ml_feature_statistics.missing IS
+    'Rows of the version without a number for it (absent, null or non-numeric); n + missing '
+    '= rows of the version';
+COMMENT ON COLUMN public.ml_feature_statistics.n_winners IS
+    'Labelled winners (label 1) with a number';
+COMMENT ON COLUMN public.ml_feature_statistics.n_losers IS
+    'Labelled losers (label 0) with a number';
+COMMENT ON COLUMN public.ml_feature_statistics.mean_winners IS
+    'Mean over winners; differing from mean_losers: a feature the model can use';
+COMMENT ON COLUMN public.ml_feature_statistics.mean_losers IS 'Mean over losers';
 
 -- ---------------------------------------------------------------------------------------
 -- Row level security. No policy for anon/authenticated: with RLS on they see no row even if

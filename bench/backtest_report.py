@@ -21,6 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.cli_help import HelpFormatter  # noqa: E402
 from backend.ml.candles import load_candles_file, sample_candles_path  # noqa: E402
 from backend.positions.backtester import BacktestConfig, run_policy  # noqa: E402
 from backend.positions.params import CombinedParams, params_to_dict  # noqa: E402
@@ -56,12 +57,16 @@ def paired(m: Market, config: BacktestConfig) -> tuple[int, float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--fee-bps", type=float, default=0.2)
-    p.add_argument("--slippage-bps", type=float, default=0.3)
-    p.add_argument("--split", type=float, default=0.5)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("--fee-bps", type=float, default=0.2, help="fee per fill, in bps of notional")
+    p.add_argument("--slippage-bps", type=float, default=0.3,
+                   help="adverse slippage per fill, in bps")
+    p.add_argument("--split", type=float, default=0.5,
+                   help="fraction of each file for tuning; the report runs on the rest")
     p.add_argument("--tune", action="store_true", help="redo the tuning of the defaults")
-    p.add_argument("--chart-dir", type=Path, default=None)
+    p.add_argument("--chart-dir", type=Path, default=None,
+                   help="write equity PNGs into this directory (default: no charts)")
     args = p.parse_args(argv)
     config = BacktestConfig(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps)
     markets = {name: market(name, load_candles_file(sample_candles_path(name)), STRATEGIES)

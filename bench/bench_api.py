@@ -27,6 +27,7 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.cli_help import HelpFormatter  # noqa: E402
 from backend.db.pool import embedded_url  # noqa: E402
 from tests.utils.market_slices import predict_body  # noqa: E402
 from tests.utils.service import BOT_KEY, free_port  # noqa: E402
@@ -101,10 +102,12 @@ def stored_predictions(db_url: str, timeout: float = 120) -> int:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--duration", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--connections", type=int, default=16)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="alternating rounds of bare endpoint and /predict")
+    p.add_argument("--connections", type=int, default=16, help="wrk connections")
     args = p.parse_args()
     if not shutil.which("wrk"):
         print("wrk not found: apt-get install wrk", file=sys.stderr)

@@ -20,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.cli_help import HelpFormatter  # noqa: E402
 from backend.ml.candles import load_candles_file, sample_candles_path  # noqa: E402
 from backend.ml.dataset import build_dataset  # noqa: E402
 from backend.ml.feature_extractor import FeatureExtractor, use_native_features  # noqa: E402
@@ -38,7 +39,8 @@ def median_seconds(fn: Callable[[], object], repeat: int, *, batch: int = 1) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--repeat", type=int, default=2000, help="timings of the fast calls")
     args = parser.parse_args()
 

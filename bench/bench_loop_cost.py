@@ -32,6 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.cli_help import HelpFormatter  # noqa: E402
 from backend.db.pool import embedded_url  # noqa: E402
 from backend.ml.candles import sample_candles_path  # noqa: E402
 from bench.loop_report import (  # noqa: E402
@@ -60,12 +61,16 @@ def loop_seconds(log: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--candles", type=Path, default=sample_candles_path("EURUSD"))
-    p.add_argument("--timeframe", default=None)
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--trials", type=int, default=4)
-    p.add_argument("--json", action="store_true")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("--candles", type=Path, default=sample_candles_path("EURUSD"),
+                   help="candle file the backtests run on")
+    p.add_argument("--timeframe", default=None,
+                   help="timeframe of the candles (default: from their spacing)")
+    p.add_argument("--repeat", type=int, default=3, help="runs of each variant (median)")
+    p.add_argument("--trials", type=int, default=4,
+                   help="Optuna trials of the bootstrap model")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="tml-loop-cost-"))
     os.chmod(workdir, 0o755)  # pgserver runs postgres as its own user

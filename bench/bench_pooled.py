@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from backend.cli_help import HelpFormatter  # noqa: E402
 from backend.ml.candle_files import candle_files  # noqa: E402
 from backend.ml.candles import load_candles_file, sample_candles_path  # noqa: E402
 from backend.ml.dataset import build_pooled_dataset  # noqa: E402
@@ -63,12 +64,15 @@ def write_files(directory: Path, files: int, candles: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=20)
-    parser.add_argument("--candles", type=int, default=10_000)
-    parser.add_argument("--trials", type=int, default=5)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--algorithms", nargs="+", default=["xgboost", "lightgbm"])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--files", type=int, default=20, help="candle files to pool")
+    parser.add_argument("--candles", type=int, default=10_000, help="bars per file")
+    parser.add_argument("--trials", type=int, default=5, help="Optuna trials")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="dataset-building process counts to time")
+    parser.add_argument("--algorithms", nargs="+", default=["xgboost", "lightgbm"],
+                        help="boosting libraries to time")
     args = parser.parse_args()
     # Imported here, not at the top: the dataset workers are spawned processes that import
     # this module again, and need none of the training stack.

@@ -32,6 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.cli_help import HelpFormatter  # noqa: E402
 from backend.db.models import ModelRow  # noqa: E402
 from backend.ml.boosters import (  # noqa: E402
     ARTIFACT_FORMATS,
@@ -78,8 +79,9 @@ def registry_row(booster: object, algorithm: str, names: list[str], n: int) -> M
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5000)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5000, help="timed calls per variant")
     parser.add_argument("--trials", type=int, default=10, help="Optuna trials of the tuned model")
     args = parser.parse_args()
 

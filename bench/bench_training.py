@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
 
+from backend.cli_help import HelpFormatter  # noqa: E402
 from backend.ml.candles import load_candles_file, sample_candles_path  # noqa: E402
 from backend.ml.dataset import build_dataset  # noqa: E402
 from backend.ml.model_trainer import ModelTrainer  # noqa: E402
@@ -32,9 +33,11 @@ def fmt(value: float | int | None, spec: str = ".4f") -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--algorithms", nargs="+", default=["xgboost", "lightgbm"])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--trials", type=int, default=20, help="Optuna trials per model")
+    parser.add_argument("--algorithms", nargs="+", default=["xgboost", "lightgbm"],
+                        help="boosting libraries to train")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 

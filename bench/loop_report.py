@@ -49,6 +49,7 @@ from psycopg import sql
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.cli_help import HelpFormatter  # noqa: E402
 from backend.db.pool import embedded_url  # noqa: E402
 from backend.ml.candles import load_candles_file  # noqa: E402
 from backend.positions.barriers import DEFAULT_SL_ATR, DEFAULT_TP_ATR  # noqa: E402
@@ -443,15 +444,19 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--candles", nargs="+", required=True, type=Path)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("--candles", nargs="+", required=True, type=Path,
+                   help="candle files of the loop (one backtest each)")
     p.add_argument("--timeframe", default=None, help="default: from the candles' spacing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="training seed")
     p.add_argument("--trials", type=int, default=8, help="Optuna trials per training")
-    p.add_argument("--bootstrap-fraction", type=float, default=0.6)
+    p.add_argument("--bootstrap-fraction", type=float, default=0.6,
+                   help="first fraction of the candles the bootstrap model trains on")
     p.add_argument("--retrain-after", type=int, default=10, help="outcomes per retrain (d)")
-    p.add_argument("--json-out", type=Path, default=None, help="also write the JSON here")
+    p.add_argument("--json-out", type=Path, default=None,
+                   help="also write the JSON here (default: not written)")
     p.add_argument("--workdir", type=Path, default=None, help="default: a temp dir, removed")
     args = p.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tml-loop-"))

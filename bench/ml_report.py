@@ -43,6 +43,7 @@ import lightgbm  # noqa: E402
 import optuna  # noqa: E402
 import xgboost  # noqa: E402
 
+from backend.cli_help import HelpFormatter  # noqa: E402
 from backend.ml.candle_files import CandleFile  # noqa: E402
 from backend.ml.candles import load_candles_file, sample_candles_path  # noqa: E402
 from backend.ml.dataset import Dataset, build_dataset, build_pooled_dataset  # noqa: E402
@@ -270,11 +271,13 @@ def report(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--trials", type=int, default=20, help="Optuna trials per window")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="training seed")
     parser.add_argument("--splits", type=int, default=5, help="outer and inner folds")
-    parser.add_argument("--out", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the report here (default: stdout only)")
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error("--trials: must be >= 1")

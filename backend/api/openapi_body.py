@@ -1,5 +1,6 @@
 """Bodies parsed with ``model_validate_json`` (Rust, one pass) instead of FastAPI's
-``request.json()`` + python-object validation, while staying in the OpenAPI schema."""
+``request.json()`` + python-object validation, while staying in the OpenAPI schema; and the
+401/403 answers of every route that takes a key, documented from its scope dependency."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ValidationError
+
+from backend.api.auth import API_KEY_HEADER, FORBIDDEN, Scope, permits
+from backend.api.deps import require_admin, require_bot, require_viewer
 
 M = TypeVar("M", bound=BaseModel)
 _REF = "#/components/schemas/{model}"
 _registered: dict[str, type[BaseModel]] = {}
+_SCOPE_OF = {require_bot: "bot", require_admin: "admin", require_viewer: "viewer"}
+_DETAIL = {"content": {"application/json": {"schema": {
+    "type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}}}}
 
 
 def body_openapi(model: type[BaseModel]) -> dict[str, Any]:
@@ -49,7 +57,37 @@ def install_body_schemas(app: FastAPI) -> None:
             for def_name, definition in js.pop("$defs", {}).items():
                 components.setdefault(def_name, definition)
             components[name] = js
+        document_auth(app, schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def route_scope(route: APIRoute) -> Scope | None:
+    """The key scope a route needs (its require_* dependency, at any depth), or None."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dep = pending.pop()
+        if dep.call in _SCOPE_OF:
+            return _SCOPE_OF[dep.call]  # type: ignore[index]
+        pending.extend(dep.dependencies)
+    return None
+
+
+def document_auth(app: FastAPI, schema: dict[str, Any]) -> None:
+    """401 on every operation that takes a key; 403 where some key's scope is refused
+    (``auth.permits``: admin routes, and writes of bot routes)."""
+    for context in iter_route_contexts(app.routes):  # included routers, with their prefix
+        route = context.route
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        if (needed := route_scope(route)) is None:
+            continue
+        for method in route.methods:
+            responses = schema["paths"][route.path_format][method.lower()]["responses"]
+            responses["401"] = {"description": f"Missing or unknown API key (header "
+                                               f"{API_KEY_HEADER})", **_DETAIL}
+            if not all(permits(s, needed, method) for s in ("bot", "admin", "viewer")):
+                responses["403"] = {"description": f"Wrong scope: {FORBIDDEN[needed]}",
+                                    **_DETAIL}

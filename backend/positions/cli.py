@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from backend.cli_help import HelpFormatter
 from backend.ml.candles import CandleError, load_candles_file
 from backend.positions.backtester import BacktestConfig, PolicyResult
 from backend.positions.params import params_to_dict
@@ -32,6 +33,7 @@ MIN_CANDLES = 50
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m backend backtest",
+                                formatter_class=HelpFormatter,
                                 description="Backtest exit policies over a base strategy's "
                                             "entries (docs/positions.md).")
     p.add_argument("--candles", required=True, help="CSV, Parquet or Feather OHLCV file")
@@ -41,17 +43,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated policy names (the fixed baseline always runs)")
     p.add_argument("--fee-bps", type=float, default=0.0, help="per fill, on notional")
     p.add_argument("--slippage-bps", type=float, default=0.0, help="per fill, adverse")
-    p.add_argument("--entry", choices=["signal_close", "next_open"], default="signal_close")
+    p.add_argument("--entry", choices=["signal_close", "next_open"], default="signal_close",
+                   help="fill price of an entry: the signal bar's close or the next open")
     p.add_argument("--independent", action="store_true",
                    help="manage every signal (overlapping positions) instead of one "
                         "position at a time")
     p.add_argument("--split", type=float, default=None,
-                   help="tune 'combined' on this first fraction, report on the rest")
+                   help="tune 'combined' on this first fraction, report on the rest "
+                        "(default: no split, no tuning)")
     p.add_argument("--json", action="store_true", help="print one JSON object, a key per "
                                                        "policy")
     p.add_argument("--chart", default=None,
                    help="write the equity curves to this PNG (with --split, the "
-                        "out-of-sample part is shaded)")
+                        "out-of-sample part is shaded; default: no chart)")
     return p
 
 

@@ -17,6 +17,7 @@ from backend.apply_ml_migration import (
     is_applied,
     migration_status,
 )
+from backend.db.errors import MigrationError
 from tests.utils.db_factories import TABLES, VIEWS
 
 
@@ -140,3 +141,53 @@ def test_records_the_version_for_the_supabase_cli(empty_db_url: str) -> None:
                          "supabase_migrations.schema_migrations").fetchall()
     assert [(v, n) for v, n, _ in rows] == [(MIGRATION_VERSION, MIGRATION_NAME)]
     assert rows[0][2] == [DEFAULT_SQL_PATH.read_text()]
+
+
+# The summary view as migrations before the cv_/holdout_ columns created it (same leading
+# columns, then train_*): CREATE OR REPLACE VIEW cannot rename those.
+OLD_SUMMARY = """
+DROP VIEW public.ml_model_performance_summary;
+CREATE VIEW public.ml_model_performance_summary WITH (security_invoker = true) AS
+SELECT m.id, m.name, m.version, m.algorithm, m.status, m.created_at, m.activated_at,
+       m.n_samples, NULL::double precision AS train_roc_auc,
+       NULL::double precision AS train_accuracy, NULL::double precision AS train_precision,
+       NULL::double precision AS train_brier, NULL::double precision AS train_log_loss,
+       NULL::double precision AS train_base_rate, 0::bigint AS n_predictions
+FROM public.ml_models AS m;
+UPDATE public.ml_schema_migrations SET checksum = repeat('0', 64);  -- an older file
+"""
+
+
+def _summary_columns(url: str) -> list[str]:
+    with psycopg.connect(url) as c:
+        return [r[0] for r in c.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "'public' AND table_name = 'ml_model_performance_summary' ORDER BY "
+            "ordinal_position").fetchall()]
+
+
+def test_an_existing_database_gets_the_renamed_view_columns(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        c.execute(OLD_SUMMARY)
+    assert "train_roc_auc" in _summary_columns(db_url)
+
+    assert apply_migration(db_url).applied
+
+    columns = _summary_columns(db_url)
+    assert "cv_roc_auc" in columns and "holdout_roc_auc" in columns
+    assert not [c for c in columns if c.startswith("train_")]
+
+
+def test_a_view_of_the_analysts_on_the_summary_stops_the_migration_cleanly(
+        db_url: str) -> None:
+    """DROP VIEW without CASCADE: an analyst's own view on the summary is never dropped
+    silently; the migration fails naming it and changes nothing."""
+    with psycopg.connect(db_url, autocommit=True) as c:
+        c.execute(OLD_SUMMARY)
+        c.execute("CREATE VIEW public.my_report AS SELECT id, train_roc_auc "
+                  "FROM public.ml_model_performance_summary")
+
+    with pytest.raises(MigrationError, match="my_report"):
+        apply_migration(db_url)
+
+    assert "train_roc_auc" in _summary_columns(db_url)  # rolled back as a whole

@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 
 from backend.db import position_exits
 from tests.utils.db_factories import (
+    VIEWS,
     exit_row,
     feature_row,
     make_model,
@@ -68,9 +69,17 @@ def test_daily_exit_performance(conn: psycopg.Connection) -> None:
 
 
 def test_model_performance_summary(conn: psycopg.Connection) -> None:
+    # what training stores (backend/ml/training.py): cross-validation figures at the top,
+    # the held-out window under "holdout", each beside the always-take baseline
     trained = {"roc_auc": 0.61, "accuracy": 0.58, "precision": 0.6, "brier": 0.24,
                "log_loss": 0.67, "base_rate": 0.5}
-    model = make_model(conn, name="m", metrics={"model": trained, "always_take": {}})
+    cv_always = {"brier": 0.25, "log_loss": 0.69}
+    held = {"count": 120, "roc_auc": 0.55, "accuracy": 0.52, "precision": 0.54, "brier": 0.26,
+            "log_loss": 0.70, "base_rate": 0.48}
+    held_always = {"brier": 0.2496, "log_loss": 0.6923}
+    model = make_model(conn, name="m", metrics={
+        "model": trained, "always_take": cv_always, "logistic": {"roc_auc": 0.53},
+        "holdout": {"model": held, "always_take": held_always}})
     recent = datetime.now(UTC) - timedelta(days=1)
     old = datetime.now(UTC) - timedelta(days=40)
     # (decision, outcome, created_at)
@@ -92,7 +101,12 @@ def test_model_performance_summary(conn: psycopg.Connection) -> None:
 
     row = rows[model.id]
     assert (row["name"], row["version"], row["status"]) == ("m", 1, "candidate")
-    assert {k: row[f"train_{k}"] for k in trained} == trained
+    assert {k: row[f"cv_{k}"] for k in trained} == trained
+    assert {k: row[f"cv_always_take_{k}"] for k in cv_always} == cv_always
+    assert row["cv_logistic_roc_auc"] == 0.53
+    assert {k: row[f"holdout_{k}"] for k in held} == held
+    assert {k: row[f"holdout_always_take_{k}"] for k in held_always} == held_always
+    assert not any(k.startswith("train_") for k in row)  # they held CV figures: renamed
     assert (row["n_predictions"], row["n_resolved"], row["n_taken_resolved"]) == (7, 6, 3)
     assert row["live_accuracy"] == pytest.approx(4 / 6)   # cases 1, 3, 6, 7 right
     assert row["live_precision"] == pytest.approx(2 / 3)  # taken: 1 won, 2 lost, 6 won
@@ -103,7 +117,8 @@ def test_model_performance_summary(conn: psycopg.Connection) -> None:
     empty = rows[other.id]
     assert (empty["n_predictions"], empty["live_accuracy"], empty["live_precision"]) == (
         0, None, None)
-    assert empty["train_roc_auc"] is None and empty["train_accuracy"] is None
+    assert empty["cv_roc_auc"] is None and empty["cv_accuracy"] is None
+    assert empty["holdout_roc_auc"] is None and empty["holdout_count"] is None
 
 
 def test_feature_statistics(conn: psycopg.Connection) -> None:
@@ -133,3 +148,22 @@ def test_feature_statistics(conn: psycopg.Connection) -> None:
     assert (b["n_winners"], b["mean_winners"], b["mean_losers"]) == (0, None, 10.0)
     v2 = rows["v2", "a"]  # one value: no sample standard deviation
     assert (v2["n"], v2["missing"], v2["mean"], v2["stddev"]) == (1, 0, 100.0, None)
+
+
+def test_every_view_and_view_column_has_a_comment(conn: psycopg.Connection) -> None:
+    rows = conn.execute("""
+        SELECT c.relname, a.attname, a.attnum, d.description
+        FROM pg_class AS c
+        JOIN pg_namespace AS n ON n.oid = c.relnamespace AND n.nspname = 'public'
+        JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        LEFT JOIN pg_description AS d ON d.objoid = c.oid AND d.objsubid = a.attnum
+                                     AND d.classoid = 'pg_class'::regclass
+        WHERE c.relkind = 'v' AND c.relname = ANY(%s)
+        UNION ALL
+        SELECT c.relname, NULL, 0, obj_description(c.oid, 'pg_class')
+        FROM pg_class AS c WHERE c.relkind = 'v' AND c.relname = ANY(%s)
+    """, (list(VIEWS), list(VIEWS))).fetchall()
+    assert {r[0] for r in rows} == VIEWS
+    missing = [(view, column) for view, column, _n, text in rows if not (text or "").strip()]
+    assert missing == []
+    assert len(rows) > 40  # the columns were found, not only the views

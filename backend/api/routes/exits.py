@@ -40,7 +40,10 @@ async def evaluate_exit(request: Request, system: SystemDep, _: BotScope) -> Fas
                                    ).model_dump(mode="json"))
 
 
-@router.post("", response_model=ExitRecordResponse, responses=ERROR_RESPONSES, status_code=201)
+@router.post("", response_model=ExitRecordResponse, status_code=201, responses={
+    **ERROR_RESPONSES, 200: {"model": ExitRecordResponse,
+                             "description": "Already recorded: the stored row, `created: "
+                                            "false`"}})
 def record_exit(req: ExitRecordRequest, pool: PoolDep, writer: WriterDep, _: BotScope,
                 retrainer: RetrainerDep, response: Response) -> ExitRecordResponse:
     """Record a closed position; label its signal and resolve its predictions (idempotent:

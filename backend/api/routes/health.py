@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backend.api.auth import API_KEY_HEADER
@@ -62,7 +63,8 @@ def _writer(writer: WriteBehind, *, details: bool) -> dict[str, Any]:
     return fields
 
 
-@router.get("/metrics", include_in_schema=True)
+@router.get("/metrics", response_class=PlainTextResponse,  # documented as text, as sent
+            responses={200: {"description": "Prometheus text exposition format"}})
 def metrics(m: MetricsDep, system: SystemDep, writer: WriterDep) -> Response:
     """Prometheus metrics: requests and latency per route, predictions per decision,
     writer queue depth and journal size, active model version."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 
 from backend.api.deps import AdminScope, BotScope, ConnDep, JobsDep, SystemDep
 from backend.api.errors import BadRequest
@@ -15,6 +15,8 @@ from backend.ml.barrier_spec import Barrier
 from backend.ml.training import Progress, run_job
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
+# Example 1: the first model a fresh install registers (the bootstrap model).
+ModelIdPath = Annotated[int, Path(description="model id", examples=[1])]
 
 
 def _public(row: Any) -> ModelPublic:
@@ -23,10 +25,11 @@ def _public(row: Any) -> ModelPublic:
 
 @router.get("", response_model=ModelsPublic)
 def list_models(_: BotScope, conn: ConnDep,
-                status: Literal["candidate", "active", "retired"] | None = None,
+                status: Annotated[Literal["candidate", "active", "retired"] | None,
+                                  Query(examples=["active"])] = None,
                 name: Annotated[str | None, Query(max_length=64,
                                                   pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
-                limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                limit: Annotated[int, Query(ge=1, le=500, examples=[10])] = 100,
                 offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> ModelsPublic:
     """Registered models, newest first."""
     rows, count = models_db.list_models(conn, name=name, status=status, limit=limit,
@@ -35,13 +38,13 @@ def list_models(_: BotScope, conn: ConnDep,
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
-def get_model(_: BotScope, model_id: int, conn: ConnDep) -> ModelPublic:
+def get_model(_: BotScope, model_id: ModelIdPath, conn: ConnDep) -> ModelPublic:
     """One model with its out-of-sample metrics and baselines."""
     return _public(models_db.get(conn, model_id=model_id))
 
 
 @router.post("/{model_id}/activate", response_model=ModelPublic)
-def activate_model(model_id: int, system: SystemDep, scope: AdminScope) -> ModelPublic:
+def activate_model(model_id: ModelIdPath, system: SystemDep, scope: AdminScope) -> ModelPublic:
     """Manual override: make this model the active one of its name (recorded)."""
     return _public(system.activate(model_id, activated_by=f"api:{scope}"))
 

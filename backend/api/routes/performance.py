@@ -17,7 +17,8 @@ router = APIRouter(prefix="/api/v1/performance", tags=["performance"])
 @router.get("", response_model=PerformanceList)
 def list_performance(_: BotScope, conn: ConnDep,
                      model: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-                     days: Annotated[int, Query(ge=1, le=3650)] = 30) -> PerformanceList:
+                     days: Annotated[int, Query(ge=1, le=3650, examples=[7])] = 30
+                     ) -> PerformanceList:
     """Daily live metrics per model over the last `days` days."""
     since = (datetime.now(UTC) - timedelta(days=days)).date()
     rows = performance_db.list_performance(conn, model_id=model, since=since)

@@ -25,7 +25,9 @@ def _public(row: RetrainRow | None) -> RetrainPublic | None:
     return None if row is None else RetrainPublic.model_validate(row, from_attributes=True)
 
 
-@router.post("/retrain", response_model=RetrainAnswer, responses=ERROR_RESPONSES)
+@router.post("/retrain", response_model=RetrainAnswer, responses={
+    **ERROR_RESPONSES, 202: {"model": RetrainAnswer,
+                             "description": "Started, still running (without `wait`)"}})
 def retrain(req: RetrainRequest, retrainer: RetrainerDep, scope: AdminScope,
             response: Response) -> RetrainAnswer:
     """Retrain now if the policy says so (or `force`): 202 with the job, or with `wait` 200

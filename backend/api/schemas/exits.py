@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from backend.api.schemas.candles import CandlesIn
@@ -183,6 +184,17 @@ class ExitRecordRequest(BaseModel):
         return value
 
     _check_initial_stop = field_validator("initial_stop")(_stop_side)
+
+    @field_validator("policy_params")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Stored as jsonb through orjson (db/bulk.py): what it cannot encode (an integer
+        # beyond 64 bits, nesting deeper than 254) is refused here, not a 500 at the INSERT.
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"cannot be stored as JSON ({exc})") from None
+        return value
 
 
 class ExitRecordResponse(BaseModel):

@@ -7,19 +7,19 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.api.schemas.candles import CandlesIn
+from backend.api.schemas.candles import PredictCandlesIn, example_candles
 
 TradeId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 # No control characters: Postgres text cannot hold NUL, and none belongs in a name.
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
-_CANDLE_EXAMPLE = {
-    "time": [1700000000 + 3600 * i for i in range(3)],
-    "open": [1.0712, 1.0716, 1.0721],
-    "high": [1.0719, 1.0725, 1.0730],
-    "low": [1.0705, 1.0711, 1.0716],
-    "close": [1.0716, 1.0721, 1.0728],
-    "volume": [1413, 1241, 1502],
+_CANDLE_EXAMPLE = example_candles(60)  # MIN_CANDLES is 50: the example must run
+_LAST_CLOSE = _CANDLE_EXAMPLE["close"][-1]
+_EXAMPLE = {
+    "trade_id": "bot1-20240101-0001", "symbol": "EURUSD", "timeframe": "1h",
+    "side": "long", "strategy": "ma_cross", "signal_strength": 0.8,
+    "stop_price": round(_LAST_CLOSE - 0.002, 5), "target_price": round(_LAST_CLOSE + 0.004, 5),
+    "explain": True, "candles": _CANDLE_EXAMPLE,
 }
 
 
@@ -29,12 +29,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         allow_inf_nan=True,
-        json_schema_extra={"examples": [{
-            "trade_id": "bot1-20240101-0001", "symbol": "EURUSD", "timeframe": "1h",
-            "side": "long", "strategy": "ma_cross", "signal_strength": 0.8,
-            "stop_price": 1.0690, "target_price": 1.0790, "explain": True,
-            "candles": _CANDLE_EXAMPLE,
-        }]},
+        json_schema_extra={"examples": [_EXAMPLE]},
     )
 
     trade_id: TradeId
@@ -49,11 +44,16 @@ class PredictRequest(BaseModel):
     stop_price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     target_price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     explain: bool = Field(default=False, description="Return the top feature contributions.")
-    candles: CandlesIn
+    candles: PredictCandlesIn
 
 
 class PredictBatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=True, json_schema_extra={
+        "examples": [{"signals": [
+            {**_EXAMPLE, "trade_id": "bot1-20240101-0002", "explain": False},
+            {**_EXAMPLE, "trade_id": "bot1-20240101-0003", "side": "short",
+             "stop_price": round(_LAST_CLOSE + 0.002, 5),
+             "target_price": round(_LAST_CLOSE - 0.004, 5), "explain": False}]}]})
     signals: list[PredictRequest] = Field(min_length=1, max_length=500)
 
 

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class RetrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # the example asks the policy only: 200 `started: false` unless a retrain is due
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"force": False, "wait": False}]})
 
     force: bool = Field(default=False, description="Retrain even when the policy says no")
     wait: bool = Field(default=False, description="Answer when the retrain is done (what a "
