@@ -52,7 +52,7 @@ def test_signal_strength_outside_0_to_1_is_422_on_both_paths(service: Service,
                           json=predict_body(f"ss-ok-{i}", signal_strength=value))
             assert r.status_code == 200, (value, r.text[:300])
     assert wait_for_rows(api_db_url, "ml_predictions", 4) == 4
-    assert count_rows(api_db_url, "ml_trade_features", "trade_id LIKE 'ss-bad-%'") == 0
+    assert count_rows(api_db_url, "ml_trade_features", "left(trade_id, 7) = 'ss-bad-'") == 0
 
 
 # -- item 7: nothing the model cannot represent -----------------------------------------------
@@ -62,12 +62,11 @@ def _extreme_bodies() -> list[tuple[dict, list[str]]]:
     target = predict_body("x-target", target_price=1e308)
     candle = predict_body("x-candle")
     candle["candles"]["high"][40] = candle["candles"]["close"][40] = 1e39  # > float32 max
-    tiny = predict_body("x-tiny")  # finite and > 0, but its returns overflow float32
-    tiny["candles"]["low"][-2] = tiny["candles"]["close"][-2] = 1e-300
-    tiny["candles"]["open"][-2] = tiny["candles"]["open"][-1] = 1e-300
-    tiny["candles"]["low"][-1] = 1e-300
+    flat = predict_body("x-flat", stop_price=1.0)  # a halted market: ATR 0, stops at inf ATR
+    for column in ("open", "high", "low", "close"):
+        flat["candles"][column] = [1.1] * len(flat["candles"][column])
     return [(short, ["body", "stop_price"]), (target, ["body", "target_price"]),
-            (candle, ["body", "candles", "40", "high"]), (tiny, ["body", "candles"])]
+            (candle, ["body", "candles", "40", "high"]), (flat, ["body", "stop_price"])]
 
 
 def test_values_beyond_float32_are_422_naming_the_field_even_with_explain(
