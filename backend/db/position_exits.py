@@ -85,3 +85,8 @@ def _differing(stored: PositionExitRow, row: PositionExitRow) -> list[str]:
     """The stored columns a repeated report would change (double precision, timestamptz and
     jsonb give back what was sent, so equality is exact)."""
     return [c for c in INSERT_COLUMNS if getattr(stored, c) != getattr(row, c)]
+
+
+def get(conn: psycopg.Connection, *, trade_id: str) -> PositionExitRow | None:
+    with translate(), conn.cursor(row_factory=class_row(PositionExitRow)) as cur:
+        return cur.execute(GET_SQL, {"trade_id": trade_id}).fetchone()
