@@ -140,3 +140,23 @@ def test_records_the_version_for_the_supabase_cli(empty_db_url: str) -> None:
                          "supabase_migrations.schema_migrations").fetchall()
     assert [(v, n) for v, n, _ in rows] == [(MIGRATION_VERSION, MIGRATION_NAME)]
     assert rows[0][2] == [DEFAULT_SQL_PATH.read_text()]
+
+
+def test_a_database_from_before_request_digests_gets_the_column(db_url: str) -> None:
+    """An existing database (its rows kept) gains ml_predictions.request_sha256 when the
+    service starts on the new file; its old predictions have none (NULL)."""
+    from tests.utils.db_factories import make_model, prediction_row, store_predictions
+
+    with psycopg.connect(db_url, autocommit=True) as c:
+        model = make_model(c)
+        store_predictions(c, [prediction_row(model.id, trade_id="old-1")])
+        c.execute("ALTER TABLE public.ml_predictions DROP COLUMN request_sha256")
+        c.execute("UPDATE public.ml_schema_migrations SET checksum = %s", ("0" * 64,))
+
+    assert apply_migration(db_url).applied
+    with psycopg.connect(db_url) as c:
+        assert c.execute("SELECT request_sha256 FROM public.ml_predictions").fetchall() == [
+            (None,)]
+        with pytest.raises(psycopg.errors.CheckViolation):
+            c.execute("UPDATE public.ml_predictions SET request_sha256 = 'not hex'")
+    assert not apply_migration(db_url).applied
