@@ -100,7 +100,12 @@ def internal_error_response() -> FastJSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def handler(_: Request, exc: Exception) -> FastJSONResponse:
-        return error_response(exc)
+        try:
+            return error_response(exc)
+        except Exception:  # an answer that cannot be rendered must still be JSON, not
+            # the server's text/plain 500 after a failed handler
+            log.exception("cannot answer %s", type(exc).__name__)
+            return internal_error_response()
 
     async def unexpected(_: Request, exc: Exception) -> FastJSONResponse:
         # Starlette's ServerErrorMiddleware sends this, then re-raises for the server's log

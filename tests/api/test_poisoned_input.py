@@ -142,6 +142,27 @@ def test_lone_surrogates_are_422_json_and_the_connection_survives(service: Servi
     assert count_rows(api_db_url, "position_exits") == 0
 
 
+def test_integers_beyond_64_bits_in_free_form_params_are_422_not_500(service: Service,
+                                                                     api_db_url: str):
+    """JSON numbers have any number of digits: the jsonb encoder and float() refuse them."""
+    c = sample("EURUSD").head(1700).tail(130)
+    entry = float(c.close[99])
+    evaluate = {"trade_id": "big-e", "symbol": "EURUSD", "side": "long",
+                "entry_time": int(c.time[100]), "entry_price": entry, "quantity": 1000,
+                "initial_stop": entry * 0.995, "candles": candles_columns(c)}
+    cases = [("/api/v1/exits", {**exit_body("big-1"), "policy_params": {"a": 10 ** 400}},
+              ["body", "policy_params"]),
+             ("/api/v1/exits/evaluate", {**evaluate, "params": {"trail_atr": 10 ** 400}},
+              ["body", "params"]),
+             ("/api/v1/exits/evaluate", {**evaluate, "params": {"max_bars": 10 ** 400}},
+              ["body", "params"])]
+    with service.client() as http:
+        for path, body, loc in cases:
+            r = http.post(path, content=json.dumps(body), headers=JSON)
+            assert _loc(r) == loc, (path, r.text[:300])
+    assert count_rows(api_db_url, "position_exits") == 0
+
+
 # -- item 9: a trade_id is an idempotency key -------------------------------------------------
 
 def test_a_reused_trade_id_with_another_payload_is_409_naming_the_stored_prediction(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from backend.api.schemas.candles import CandlesIn
@@ -183,6 +184,16 @@ class ExitRecordRequest(BaseModel):
         return value
 
     _check_initial_stop = field_validator("initial_stop")(_stop_side)
+
+    @field_validator("policy_params")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # stored as jsonb and echoed back: JSON's unbounded integers must fit 64 bits
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"cannot be stored: {exc}") from None
+        return value
 
 
 class ExitRecordResponse(BaseModel):
