@@ -80,6 +80,13 @@ ALTER TABLE public.ml_predictions
         CHECK (decision_rule IN ('expected_value', 'threshold')),
     ADD COLUMN IF NOT EXISTS expected_r double precision;
 
+-- Added with trade_id idempotency: sha256 (hex) of the canonical request that was scored,
+-- so the same trade_id with another payload is refused (409) even after a restart. NULL on
+-- rows stored before; for databases created before the column existed.
+ALTER TABLE public.ml_predictions
+    ADD COLUMN IF NOT EXISTS request_sha256 text
+        CHECK (request_sha256 ~ '^[0-9a-f]{64}$');
+
 -- Daily live performance per model (written by the performance tracker, upserted).
 CREATE TABLE IF NOT EXISTS public.ml_performance (
     id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

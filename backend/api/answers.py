@@ -9,7 +9,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import psycopg
@@ -23,6 +23,8 @@ from backend.ml.scoring import Scored
 log = logging.getLogger(__name__)
 
 MAX_REMEMBERED = 200_000  # trade_ids whose answer is kept for duplicate requests
+_DIGEST = 32  # bytes of the request's sha256 kept in front of each remembered answer
+_UNKNOWN = bytes(_DIGEST)
 
 
 def answer(*, prediction_id: Any, trade_id: str, probability: float, decision: str,
@@ -42,6 +44,15 @@ def answer(*, prediction_id: Any, trade_id: str, probability: float, decision: s
             "contributions": contributions, "duplicate": False}
 
 
+def _digest(hex_digest: str | None) -> bytes:
+    """A stored request_sha256 as bytes; b"" when absent or not a sha256 (never trusted)."""
+    try:
+        digest = bytes.fromhex(hex_digest or "")
+    except ValueError:
+        return b""
+    return digest if len(digest) == _DIGEST else b""
+
+
 def scored_answer(scored: Scored) -> dict[str, Any]:
     m = scored.model
     return answer(prediction_id=scored.prediction_id, trade_id=scored.signal.trade_id,
@@ -51,8 +62,17 @@ def scored_answer(scored: Scored) -> dict[str, Any]:
                   feature_set_version=m.feature_set_version, contributions=scored.contributions)
 
 
+class Remembered(NamedTuple):
+    """A remembered answer and the digest of the request it answered (b"": unknown, an
+    answer stored before digests were)."""
+
+    digest: bytes
+    answer: dict[str, Any]
+
+
 class AnswerCache:
-    """The first answer per trade_id of the last ``MAX_REMEMBERED`` ones."""
+    """The first answer per trade_id of the last ``MAX_REMEMBERED`` ones, with the digest
+    of the request it answered (``backend.ml.scoring.request_digest``)."""
 
     def __init__(self, *, connect: Callable[[], AbstractContextManager[psycopg.Connection]],
                  current_model: Callable[[], LoadedModel | None],
@@ -61,27 +81,31 @@ class AnswerCache:
         self._current_model = current_model
         # journaled records not yet in the database (the writer's)
         self._pending = pending
-        # trade_id -> response as JSON bytes: bytes are not tracked by the garbage collector,
-        # so 200k remembered answers add nothing to a full collection's pause.
+        # trade_id -> request digest (32 bytes, or 32 zero bytes: unknown) + response as
+        # JSON, one bytes object: bytes are not tracked by the garbage collector, so 200k
+        # remembered answers add nothing to a full collection's pause.
         self._served: OrderedDict[str, bytes] = OrderedDict()
         self._served_lock = threading.Lock()
         self._recalled = False
 
-    def remembered(self, trade_id: str) -> dict[str, Any] | None:
+    def remembered(self, trade_id: str) -> Remembered | None:
         with self._served_lock:
             stored = self._served.get(trade_id)
-        return None if stored is None else orjson.loads(stored)
+        if stored is None:
+            return None
+        digest = stored[:_DIGEST]
+        return Remembered(b"" if digest == _UNKNOWN else digest, orjson.loads(stored[_DIGEST:]))
 
-    def remember(self, trade_id: str, response: dict[str, Any]) -> bytes:
-        """Keep the first response per trade_id (the same id again returns it); returns
-        the kept response as JSON, ready to send."""
-        encoded = orjson.dumps(response)
+    def remember(self, trade_id: str, response: dict[str, Any], digest: bytes = b"") -> bytes:
+        """Keep the first response per trade_id (the same id again returns it) with the
+        digest of its request; returns the kept response as JSON, ready to send."""
+        encoded = (digest or _UNKNOWN) + orjson.dumps(response)
         with self._served_lock:
             existing = self._served.setdefault(trade_id, encoded)
             self._served.move_to_end(trade_id)
             while len(self._served) > MAX_REMEMBERED:
                 self._served.popitem(last=False)
-        return existing
+        return existing[_DIGEST:]
 
     def ensure_recalled(self) -> None:
         """Recall stored answers once the database has answered (see recall_answers)."""
@@ -105,7 +129,7 @@ class AnswerCache:
                 rule=r["decision_rule"], expected_r=r["expected_r"],
                 model={"id": r["model_id"], "name": r["name"], "version": r["version"]},
                 feature_set_version=r["feature_set_version"],
-                contributions=r["contributions"]))
+                contributions=r["contributions"]), _digest(r.get("request_sha256")))
         model = self._current_model()
         recalled = len(rows)
         for record in pending:
@@ -117,6 +141,6 @@ class AnswerCache:
                 decision=p["decision"], threshold=p["threshold"],
                 rule=p.get("decision_rule"), expected_r=p.get("expected_r"), model=model.ref,
                 feature_set_version=model.feature_set_version,
-                contributions=p.get("contributions")))
+                contributions=p.get("contributions")), _digest(p.get("request_sha256")))
             recalled += 1
         return recalled

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,12 +35,21 @@ class BadRequest(Exception):
         self.reason = reason
 
 
+class PayloadConflict(Exception):
+    """An idempotency key (a trade_id) already used with another payload: 409 with the
+    ``ids`` of what is stored, so the caller can fetch it or pick a new key."""
+
+    def __init__(self, message: str, **ids: Any) -> None:
+        super().__init__(message)
+        self.ids = ids
+
+
 _FIELD_ERROR_TYPES = {CandleError: "invalid_candles", SignalError: "invalid_signal",
                       PositionError: "invalid_position", BadRequest: "invalid",
                       SignalTimeError: "invalid"}
 FIELD_ERRORS = tuple(_FIELD_ERROR_TYPES)
-HANDLED = (*FIELD_ERRORS, RequestValidationError, NotFound, Conflict, InvalidData,
-           DatabaseError, ServiceUnavailable)
+HANDLED = (*FIELD_ERRORS, RequestValidationError, NotFound, Conflict, PayloadConflict,
+           InvalidData, DatabaseError, ServiceUnavailable)
 
 
 def _detail(loc: list[str | int], msg: str, type_: str) -> dict:
@@ -64,8 +74,9 @@ def error_response(exc: Exception) -> FastJSONResponse:
         return FastJSONResponse(validation_payload(exc), 422)
     if isinstance(exc, NotFound):
         return FastJSONResponse({"detail": str(exc)}, 404)
-    if isinstance(exc, Conflict):
-        return FastJSONResponse({"detail": str(exc)}, 409)
+    if isinstance(exc, Conflict | PayloadConflict):
+        # the stored row's ids, when the conflict names one (a reused key)
+        return FastJSONResponse({"detail": str(exc), **getattr(exc, "ids", {})}, 409)
     if isinstance(exc, InvalidData):
         return FastJSONResponse(_detail(["body"], str(exc), "rejected_by_database"), 422)
     if isinstance(exc, DatabaseUnavailable):
@@ -89,7 +100,12 @@ def internal_error_response() -> FastJSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def handler(_: Request, exc: Exception) -> FastJSONResponse:
-        return error_response(exc)
+        try:
+            return error_response(exc)
+        except Exception:  # an answer that cannot be rendered must still be JSON, not
+            # the server's text/plain 500 after a failed handler
+            log.exception("cannot answer %s", type(exc).__name__)
+            return internal_error_response()
 
     async def unexpected(_: Request, exc: Exception) -> FastJSONResponse:
         # Starlette's ServerErrorMiddleware sends this, then re-raises for the server's log

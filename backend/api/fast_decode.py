@@ -41,8 +41,8 @@ def _parser() -> simdjson.Parser:
 
 def decode_predict(body: bytes) -> PredictRequest | None:
     """The request, its candles as :class:`DecodedColumns`, or None when the slow path must
-    decide. The candle rules run later, in ``candles_to_arrays``, as for any body (after
-    the duplicate-trade_id check, as on the slow path)."""
+    decide. The candle rules run later, in ``candles_to_arrays``, as for any body (before
+    the duplicate-trade_id check, which compares the validated request)."""
     if body.count(b"[") != _ARRAYS:
         return None
     try:

@@ -24,3 +24,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid input: `detail[].loc` names the field, `msg` the reason"},
     503: {"description": "No active model yet, or the database is needed and unavailable"},
 }
+# the idempotency key (trade_id) already used with another payload
+CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The trade_id was used before with another payload: `detail` says "
+                         "so and names the stored record's id"}}

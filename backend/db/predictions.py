@@ -23,14 +23,15 @@ INSERT_COLUMNS = ("id", "model_id", "trade_id", "probability", "threshold", "dec
 INSERT_JSON_SQL = """
 INSERT INTO public.ml_predictions
     (id, model_id, trade_id, probability, threshold, decision, decision_rule, expected_r,
-     contributions, latency_ms, created_at)
+     contributions, latency_ms, created_at, request_sha256)
 SELECT r.id, r.model_id, r.trade_id, r.probability, r.threshold, r.decision,
-       r.decision_rule, r.expected_r, r.contributions, r.latency_ms, r.created_at
+       r.decision_rule, r.expected_r, r.contributions, r.latency_ms, r.created_at,
+       r.request_sha256
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
     id uuid, model_id bigint, trade_id text, probability double precision,
     threshold double precision, decision text, decision_rule text,
     expected_r double precision, contributions jsonb,
-    latency_ms double precision, created_at timestamptz)
+    latency_ms double precision, created_at timestamptz, request_sha256 text)
 ON CONFLICT DO NOTHING
 """
 
@@ -44,7 +45,7 @@ WHERE e.trade_id = p.trade_id AND p.outcome IS NULL AND p.trade_id = ANY(%(ids)s
 """
 RECENT_ANSWERS_SQL = """
 SELECT p.id, p.trade_id, p.probability, p.threshold, p.decision, p.decision_rule,
-       p.expected_r, p.contributions,
+       p.expected_r, p.contributions, p.request_sha256,
        m.id AS model_id, m.name, m.version, m.feature_set_version
 FROM public.ml_predictions AS p JOIN public.ml_models AS m ON m.id = p.model_id
 ORDER BY p.created_at DESC
@@ -81,6 +82,9 @@ class PredictionRow:
     resolved_at: datetime | None = None
     decision_rule: str | None = None  # None: stored before decisions by expected value
     expected_r: float | None = None
+    # sha256 of the canonical request (backend.ml.scoring.request_digest): a reused trade_id
+    # with another payload is a conflict. None: stored before the column existed.
+    request_sha256: str | None = None
 
 
 def insert_json(conn: psycopg.Connection, *, rows_json: str) -> int:

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 OHLCV = ("open", "high", "low", "close", "volume")
+# The models see float32: a larger value becomes inf there (and poisons a batch's SHAP).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 TIME_COLUMNS = ("time", "date", "timestamp", "datetime")
 
 
@@ -82,7 +84,8 @@ def make_candles(
     Raises
     ------
     CandleError
-        Too few rows, unequal lengths, non-finite values, prices <= 0, high below
+        Too few rows, unequal lengths, non-finite values or values beyond float32's
+        range, prices <= 0, high below
         open/close/low, low above open/close, negative volume, unsorted or duplicate times.
     """
     t = np.asarray(time)
@@ -119,7 +122,7 @@ def candles_from_block(time: np.ndarray, block: np.ndarray, *, min_length: int =
     prices = block[:4]
     # Hot path: a few whole-block checks (a NaN fails every comparison, so min/max catch
     # it); the slow pinpointing runs only on failure.
-    if n and not (prices.min() > 0 and block.max() < np.inf and v.min() >= 0
+    if n and not (prices.min() > 0 and block.max() <= FLOAT32_MAX and v.min() >= 0
             and (prices <= h).all() and (prices >= lo).all()):
         _raise_first_value_problem(block, field)
     if t.dtype.kind != "i":
@@ -139,9 +142,10 @@ def candles_from_block(time: np.ndarray, block: np.ndarray, *, min_length: int =
 def _raise_first_value_problem(block: np.ndarray, field: str) -> None:
     """Name the first offending candle and field (same order as the rules are listed)."""
     for name, arr in zip(OHLCV, block, strict=True):
-        bad = ~np.isfinite(arr)
+        bad = ~(np.abs(arr) <= FLOAT32_MAX)  # NaN and inf included
         if bad.any():
-            raise CandleError(f"{field}[{int(np.argmax(bad))}].{name}", "must be a finite number")
+            raise CandleError(f"{field}[{int(np.argmax(bad))}].{name}",
+                              "must be a finite number within float32's range (<= 3.4e38)")
     for name, arr in zip(OHLCV[:4], block[:4], strict=True):
         bad = arr <= 0
         if bad.any():

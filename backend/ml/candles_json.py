@@ -81,7 +81,7 @@ def _price_block(columns: dict[str, list[Any]], field: str) -> np.ndarray:
         block = None
     if block is None or block.ndim != 2 or block.dtype.kind not in "iuf":
         # slow path only to name the culprit: the first bad value, else unequal lengths
-        arrays = [_numbers(columns[c], f"{field}.{c}") for c in OHLCV]
+        arrays = [_numbers(columns[c], field, c) for c in OHLCV]
         n = len(columns["time"])
         for name, arr in zip(OHLCV, arrays, strict=True):
             if arr.shape[0] != n:
@@ -103,16 +103,23 @@ def _from_rows(rows: list[dict[str, Any]], field: str) -> dict[str, list[Any]]:
         raise
 
 
-def _numbers(values: list[Any], field: str) -> np.ndarray:
+def _numbers(values: list[Any], field: str, column: str) -> np.ndarray:
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError, OverflowError):  # ragged nesting, huge ints
         arr = None
     if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iuf":
-        bad = next((i for i, v in enumerate(values)
-                    if isinstance(v, bool) or not isinstance(v, int | float)), 0)
-        raise CandleError(f"{field}[{bad}]", "must be a number")
+        bad = next((i for i, v in enumerate(values) if not _is_number(v)), 0)
+        # index before column, as the value rules and the rows form name a candle
+        raise CandleError(f"{field}[{bad}].{column}", "must be a number")
     return arr.astype(np.float64, copy=False)
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number numpy can hold as float64 (not a bool, not an int beyond 1.8e308)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not isinstance(value, int) or abs(value) < 2 ** 1023
 
 
 def _parse_times(values: list[Any], field: str) -> np.ndarray:

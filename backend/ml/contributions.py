@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 from backend.db import models as models_db
 from backend.db.errors import DatabaseError, NotFound, translate
 from backend.db.records import JournalRecord
+from backend.ml.candles import FLOAT32_MAX
 from backend.ml.predictor import LoadedModel
 from backend.ml.registry import ModelIntegrityError, load_booster
 
@@ -27,7 +28,9 @@ def missing(records: list[JournalRecord]) -> list[JournalRecord]:
 
 def add_contributions(records: list[JournalRecord], model: LoadedModel, k: int) -> None:
     """Set ``prediction["contributions"]`` (the ``k`` largest) of the records scored by
-    ``model``, in place."""
+    ``model``, in place, row by row in effect: a row the model cannot take (a feature
+    beyond float32, from a journal written before requests were checked for them) keeps
+    none, and costs the others nothing."""
     todo = [r for r in missing(records) if r.prediction["model_id"] == model.id]
     if not todo:
         return
@@ -36,7 +39,25 @@ def add_contributions(records: list[JournalRecord], model: LoadedModel, k: int) 
     X = np.array([r.vector if r.vector is not None
                   else list(map(r.feature["features"].get, names)) for r in todo],
                  dtype=np.float64)
-    for r, top in zip(todo, model.top_contributions_many(X, k), strict=True):
+    usable = ~(np.abs(X) > FLOAT32_MAX).any(axis=1)  # NaN (missing) is fine
+    for r in (r for r, ok in zip(todo, usable.tolist(), strict=True) if not ok):
+        log.warning("no contributions for prediction %s: a feature beyond float32",
+                    r.prediction.get("id"))
+    todo, X = [r for r, ok in zip(todo, usable.tolist(), strict=True) if ok], X[usable]
+    if not todo:
+        return
+    try:
+        tops = model.top_contributions_many(X, k)
+    except Exception:  # whatever else the booster refuses: find the rows, keep the rest
+        log.exception("contributions of a batch of %d failed; computing them one by one",
+                      len(todo))
+        for r, x in zip(todo, X, strict=True):
+            try:
+                r.prediction["contributions"] = model.top_contributions(x, k)
+            except Exception:  # only after a failed batch
+                log.exception("no contributions for prediction %s", r.prediction.get("id"))
+        return
+    for r, top in zip(todo, tops, strict=True):
         r.prediction["contributions"] = top
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -9,15 +10,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import orjson
 
 from backend.db.ids import uuid7
 from backend.db.records import JournalRecord
-from backend.ml.candles import CandleError, Candles
+from backend.ml.candles import FLOAT32_MAX, CandleError, Candles
 from backend.ml.feature_extractor import FeatureExtractor, named_features
 from backend.ml.predictor import LoadedModel, Predictor
 from backend.ml.signal_context import SignalError
 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew between the bot and this service
+# The request field to blame when a context feature is beyond float32 (market features:
+# the candles).
+_FIELD_OF_FEATURE = {"signal_strength": "signal_strength", "stop_dist_atr": "stop_price",
+                     "target_dist_atr": "target_price", "reward_risk": "target_price"}
 
 
 class SignalTimeError(ValueError):
@@ -43,6 +49,8 @@ class Signal:
     signal_strength: float | None = None
     stop_price: float | None = None
     target_price: float | None = None
+    prefix: str = ""  # put before field names in errors ("signals[3].")
+    digest: bytes = b""  # request_digest(): what a repeated trade_id is compared by
 
 
 @dataclass(slots=True)
@@ -79,6 +87,7 @@ class Scored:
                 "decision": self.decision, "decision_rule": self.rule,
                 "expected_r": self.expected_r, "contributions": self.contributions,
                 "latency_ms": self.latency_ms, "created_at": self.created_at,
+                "request_sha256": s.digest.hex() or None,
             },
         )
 
@@ -106,10 +115,26 @@ def make_signal(candles: Candles, *, trade_id: str, symbol: str, timeframe: str,
     if signal_time is None:
         signal_time = datetime.fromtimestamp(int(candles.time[-1]), UTC)
     _check_stop_and_target(float(candles.close[-1]), side, stop_price, target_price, prefix)
+    fields = (trade_id, symbol, timeframe, side, strategy, signal_time.timestamp(),
+              *(None if v is None else float(v)
+                for v in (signal_strength, stop_price, target_price)))
     return Signal(trade_id=trade_id, symbol=symbol, timeframe=timeframe, side=side,
                   strategy=strategy, candles=candles, signal_time=signal_time,
                   signal_strength=signal_strength, stop_price=stop_price,
-                  target_price=target_price)
+                  target_price=target_price, prefix=prefix,
+                  digest=request_digest(fields, candles))
+
+
+def request_digest(fields: Sequence[object], candles: Candles) -> bytes:
+    """sha256 of a signal as scored: its fields and the candles up to its time, as numbers,
+    so the two JSON candle forms, key order, spacing and the candles after the signal time
+    (never used) do not change it, and any value that could change the answer does."""
+    h = hashlib.sha256(orjson.dumps(list(fields)))
+    # the arrays' own buffers (int64 and float64, contiguous views): no copy, ~2x faster
+    for column in (candles.time, candles.open, candles.high, candles.low, candles.close,
+                   candles.volume):
+        h.update(np.ascontiguousarray(column))
+    return h.digest()
 
 
 def _check_stop_and_target(entry: float, side: str, stop_price: float | None,
@@ -127,6 +152,19 @@ def _check_stop_and_target(entry: float, side: str, stop_price: float | None,
                                                    f"{side}")
 
 
+def _check_representable(signal: Signal, names: Sequence[str], vector: np.ndarray) -> None:
+    """Every feature (NaN = missing aside) within float32, which the models compute in: an
+    infinite one would be stored as null, break the SHAP of its whole batch, and make
+    ``explain`` fail. Raises SignalError naming the request field it comes from."""
+    bad = np.abs(vector) > FLOAT32_MAX  # NaN compares False: missing is allowed
+    if bad.any():
+        i = int(np.argmax(bad))
+        field = _FIELD_OF_FEATURE.get(names[i], "candles")
+        raise SignalError(f"{signal.prefix}{field}",
+                          f"gives the feature {names[i]} = {float(vector[i]):g}, beyond what "
+                          f"the model can represent (float32, |x| <= 3.4e38)")
+
+
 def score(signals: Sequence[Signal], *, extractor: FeatureExtractor, predictor: Predictor,
           top_contributions: int, explain: bool) -> list[Scored]:
     """Features, probability and decision for each signal with the current model.
@@ -142,6 +180,8 @@ def score(signals: Sequence[Signal], *, extractor: FeatureExtractor, predictor: 
             stop_price=s.stop_price, target_price=s.target_price)
         for s in signals
     ]
+    for s, x in zip(signals, vectors, strict=True):
+        _check_representable(s, model.feature_names, x)
     if len(vectors) == 1:
         probs = [model.predict_one(vectors[0])]
     else:

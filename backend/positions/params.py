@@ -20,9 +20,19 @@ from backend.positions.state import PositionError, PositionState
 ProbabilityProvider = Callable[[PositionState, Candles], float]
 
 
+_MAX_INTEGER = 1_000_000  # bars or periods: beyond it numpy windows overflow, not a policy
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float64 (JSON allows any number of digits)
+        return False
+
+
 def _number(name: str, value: Any, *, low: float, high: float = math.inf,
             low_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
         raise PositionError(f"params.{name}", "must be a finite number")
     if value < low or (low_open and value == low) or value > high:
         bound = f"> {low}" if low_open else f">= {low}"
@@ -33,6 +43,8 @@ def _number(name: str, value: Any, *, low: float, high: float = math.inf,
 def _integer(name: str, value: Any, *, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise PositionError(f"params.{name}", f"must be an integer >= {low}")
+    if value > _MAX_INTEGER:
+        raise PositionError(f"params.{name}", f"must be an integer <= {_MAX_INTEGER}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,9 +85,14 @@ def evaluate(position: OpenPosition, candles: Candles, *, policy: str | None,
     Raises
     ------
     PositionError
-        Invalid policy parameters or position, or ``ml_exit`` without a probability
-        provider.
+        Invalid policy parameters or position, an entry after the last candle's open time,
+        or ``ml_exit`` without a probability provider.
     """
+    entry = int(position.entry_time.timestamp())
+    if len(candles) and entry > int(candles.time[-1]):
+        # no candle belongs to the position yet: "hold, 0 bars" would be advice about nothing
+        raise PositionError("entry_time", "is after the open time of the last candle: send "
+                                          "the candles since the entry (at least one)")
     max_bars = None
     if model_barrier is not None:
         spacing = float(np.median(np.diff(candles.time))) if len(candles) > 1 else None
@@ -98,7 +103,7 @@ def evaluate(position: OpenPosition, candles: Candles, *, policy: str | None,
                                                "provider": probability_provider})
     state = PositionState(
         side=position.side, entry_price=position.entry_price,
-        entry_time=int(position.entry_time.timestamp()), initial_stop=position.initial_stop,
+        entry_time=entry, initial_stop=position.initial_stop,
         current_stop=position.current_stop or position.initial_stop, target=position.target,
         quantity=position.quantity,
     )

@@ -35,4 +35,14 @@ def test_the_first_answer_per_trade_id_is_kept_and_returned_as_json():
     assert cache.remembered("t-1") is None
     assert orjson.loads(cache.remember("t-1", first)) == first
     assert orjson.loads(cache.remember("t-1", _answer(probability=0.1))) == first
-    assert cache.remembered("t-1") == first
+    assert cache.remembered("t-1").answer == first
+    assert cache.remembered("t-1").digest == b""  # unknown: an answer from before digests
+
+
+def test_the_request_digest_is_kept_with_the_answer():
+    cache = AnswerCache(connect=_no_database, current_model=lambda: None)
+    digest = bytes(range(32))
+    first = _answer("t-2")
+    cache.remember("t-2", first, digest)
+    cache.remember("t-2", _answer("t-2", probability=0.1), bytes(32))  # the first stays
+    assert cache.remembered("t-2") == (digest, first)

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from backend.api.routes.exits import advise, store_exit
 from backend.api.schemas.exits import ExitEvaluateRequest, ExitRecordRequest, ExitRecordResponse
-from backend.db import predictions, trade_features
-from backend.db.errors import InvalidData
+from backend.db import position_exits, predictions, trade_features
+from backend.db.errors import Conflict, InvalidData
 from backend.db.position_exits import PositionExitRow
 from backend.positions.service import exit_row
 from tests.utils.db_factories import (
@@ -98,10 +98,12 @@ def test_the_same_report_again_changes_nothing(conn, signal):
     before = _snapshot(conn)
     again, created = record_exit(conn, req)
     assert created is False and again == first
-    # a different payload for the same trade is not applied either: the first one stands
+    # a different payload for the same trade is refused (409): the first one stands
     other = ExitRecordRequest.model_validate(_report(signal, exit_price=1.0950))
-    stored, created = record_exit(conn, other)
-    assert created is False and stored.exit_price == 1.1050
+    with pytest.raises(Conflict):
+        record_exit(conn, other)
+    stored = position_exits.get(conn, trade_id=signal)
+    assert stored is not None and stored.exit_price == 1.1050
     assert _snapshot(conn) == before
 
 

@@ -44,13 +44,16 @@ def test_recording_an_exit_labels_and_resolves_once(service, api_db_url):
         assert http.post("/api/v1/predict", json=predict_body("x-1")).status_code == 200
         wait_until(lambda: count_rows(api_db_url, "ml_predictions") == 1)
         first = http.post("/api/v1/exits", json=exit_body("x-1"))
-        again = http.post("/api/v1/exits", json=exit_body("x-1", exit_price=1.0600))
+        again = http.post("/api/v1/exits", json=exit_body("x-1"))
+        other = http.post("/api/v1/exits", json=exit_body("x-1", exit_price=1.0600))
     assert first.status_code == 201 and first.json()["created"] is True
+    assert other.status_code == 409 and other.json()["exit_id"] == first.json()["id"]
     # pnl = (1.08 - 1.07) * 10000 = 100; R = 100 / (0.005 * 10000) = 2
     assert abs(first.json()["pnl"] - 100.0) < 1e-6
     assert abs(first.json()["r_multiple"] - 2.0) < 1e-9
     assert again.status_code == 200 and again.json()["created"] is False
-    assert again.json()["exit_price"] == 1.0800  # the second report changed nothing
+    assert again.json()["exit_price"] == 1.0800
+    assert count_rows(api_db_url, "position_exits", "exit_price = 1.08") == 1  # other: no change
     feature, preds = _labels(api_db_url, "x-1")
     assert feature == (1, first.json()["pnl"])
     assert [p[0] for p in preds] == [1] and preds[0][1] is not None

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from fastapi.exceptions import RequestValidationError
 
 from backend.api.fast_decode import decode_predict
 from backend.api.openapi_body import parse_json
@@ -159,3 +160,19 @@ def test_a_decoded_request_is_read_only_numpy():
     req = decode_predict(orjson.dumps(_body()))
     assert req is not None
     assert req.candles.block.shape == (5, 100) and req.candles.time.dtype == np.int64
+
+
+@pytest.mark.parametrize(("extra", "loc"), [
+    ({"signal_strength": 1.5}, ("body", "signal_strength")),
+    ({"signal_strength": -1e300}, ("body", "signal_strength")),
+    ({"strategy": "SURROGATE"}, ("body",)),
+])
+def test_out_of_range_strength_and_lone_surrogates_decline_to_the_slow_paths_422(
+        extra: dict[str, Any], loc: tuple[str, ...]):
+    """The shortcut validates with the same PredictRequest, so it declines and the slow path
+    answers its 422 (signal_strength in [0, 1]; a lone surrogate is invalid JSON)."""
+    raw = orjson.dumps(_body(**extra)).replace(b"SURROGATE", b"ma\\udc00")
+    assert decode_predict(raw) is None
+    with pytest.raises(RequestValidationError) as err:
+        parse_json(raw, PredictRequest)
+    assert err.value.errors()[0]["loc"] == loc

@@ -114,8 +114,11 @@ def test_same_trade_id_returns_stored_prediction_without_duplicate(service: Serv
                                                                    api_db_url: str):
     with service.client() as http:
         first = http.post("/api/v1/predict", json=predict_body("dup-1")).json()
-        # a different candle window: the stored answer still comes back
-        again = http.post("/api/v1/predict", json=predict_body("dup-1", end=3500)).json()
+        again = http.post("/api/v1/predict", json=predict_body("dup-1")).json()
+        # a different candle window: not the stored answer (an old model's, maybe), a 409
+        other = http.post("/api/v1/predict", json=predict_body("dup-1", end=3500))
+    assert other.status_code == 409
+    assert other.json()["prediction_id"] == first["prediction_id"]
     assert again["duplicate"] is True
     assert again["prediction_id"] == first["prediction_id"]
     assert again["probability"] == first["probability"]
@@ -301,8 +304,7 @@ def test_same_trade_id_after_a_restart_returns_the_stored_prediction(api_db_url:
     second_svc = start(db_url=api_db_url, data_dir=data_dir)
     try:
         with second_svc.client() as http:
-            again = http.post("/api/v1/predict",
-                              json=predict_body("restart-1", end=3400)).json()
+            again = http.post("/api/v1/predict", json=predict_body("restart-1")).json()
     finally:
         second_svc.stop()
     assert again["duplicate"] is True

@@ -66,10 +66,10 @@ def test_predict_batch_and_exits_typed(service: Service, client_db_url: str) -> 
         again = tml.predict(**_signal("c-1"))
         batch = tml.predict_batch([_signal("c-2"), _signal("c-3", side="short")])
         body = exit_body("c-1")
-        advice = tml.evaluate_exit(
-            trade_id="c-1", symbol="EURUSD", side="long", entry_time=body["entry_time"],
-            entry_price=1.07, quantity=1000, initial_stop=1.065,
-            candles=predict_body("c-1")["candles"])
+        candles = predict_body("c-1")["candles"]
+        advice = tml.evaluate_exit(  # entered at the open of the 101st candle of the 120
+            trade_id="c-1", symbol="EURUSD", side="long", entry_time=candles["time"][100],
+            entry_price=1.07, quantity=1000, initial_stop=1.065, candles=candles)
         recorded = tml.record_exit(**body)
         recorded_again = tml.record_exit(**body)
     assert isinstance(first, Prediction) and first.decision in ("take", "skip")

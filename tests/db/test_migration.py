@@ -191,3 +191,21 @@ def test_a_view_of_the_analysts_on_the_summary_stops_the_migration_cleanly(
         apply_migration(db_url)
 
     assert "train_roc_auc" in _summary_columns(db_url)  # rolled back as a whole
+def test_a_database_from_before_request_digests_gets_the_column(db_url: str) -> None:
+    """An existing database (its rows kept) gains ml_predictions.request_sha256 when the
+    service starts on the new file; its old predictions have none (NULL)."""
+    from tests.utils.db_factories import make_model, prediction_row, store_predictions
+
+    with psycopg.connect(db_url, autocommit=True) as c:
+        model = make_model(c)
+        store_predictions(c, [prediction_row(model.id, trade_id="old-1")])
+        c.execute("ALTER TABLE public.ml_predictions DROP COLUMN request_sha256")
+        c.execute("UPDATE public.ml_schema_migrations SET checksum = %s", ("0" * 64,))
+
+    assert apply_migration(db_url).applied
+    with psycopg.connect(db_url) as c:
+        assert c.execute("SELECT request_sha256 FROM public.ml_predictions").fetchall() == [
+            (None,)]
+        with pytest.raises(psycopg.errors.CheckViolation):
+            c.execute("UPDATE public.ml_predictions SET request_sha256 = 'not hex'")
+    assert not apply_migration(db_url).applied

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from backend.db import predictions
+from backend.db.errors import Conflict
 from tests.utils.db_factories import (
     T0,
     by_trade,
@@ -70,8 +71,10 @@ def test_resolve_only_unresolved_rows(conn: psycopg.Connection) -> None:
 
     report_exit(conn, "t-1", pnl=13.2, return_pct=1.2, exit_time=closed)
     assert predictions.resolve_from_exits(conn, trade_ids=["t-1"]) == 0  # a retry
-    # a second, different report of the same trade is not applied either
-    report_exit(conn, "t-1", pnl=-1.0, return_pct=-100.0, exit_time=closed + timedelta(hours=1))
+    # a second, different report of the same trade is refused (409), not applied either
+    with pytest.raises(Conflict):
+        report_exit(conn, "t-1", pnl=-1.0, return_pct=-100.0,
+                    exit_time=closed + timedelta(hours=1))
 
     rows = by_trade(conn, "t-1")
     assert {(r.outcome, r.realized_return, r.resolved_at) for r in rows} == {

@@ -46,9 +46,9 @@ def test_naive_iso_is_utc_and_float_epochs_are_floored():
     ({"time": [1, 2], "open": [1, 1], "high": [1, 1], "low": [1, 1], "close": [1, 1]},
      "candles.volume"),
     ({"time": [1, 2], "open": [1, "x"], "high": [1, 1], "low": [1, 1], "close": [1, 1],
-      "volume": [0, 0]}, "candles.open[1]"),
+      "volume": [0, 0]}, "candles[1].open"),
     ({"time": [1, 2], "open": [1, None], "high": [1, 1], "low": [1, 1], "close": [1, 1],
-      "volume": [0, 0]}, "candles.open[1]"),
+      "volume": [0, 0]}, "candles[1].open"),
     ({"time": [1_700_000_000_000, 1_700_000_001_000], "open": [1, 1], "high": [1, 1],
       "low": [1, 1], "close": [1, 1], "volume": [0, 0]}, "candles.time"),
     ({"time": [1, "yesterday"], "open": [1, 1], "high": [1, 1], "low": [1, 1],
@@ -71,3 +71,25 @@ def test_too_few_candles():
     one = {"time": [1], "open": [1], "high": [1], "low": [1], "close": [1], "volume": [0]}
     with pytest.raises(CandleError, match="at least 5"):
         candles_to_arrays(one, min_length=5)
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("close", "x"), ("open", None), ("open", [1, 2]), ("volume", 10 ** 400), ("low", -1.0),
+    ("time", "not a time"), ("high", 1e39), ("close", 1e300),
+])
+def test_a_defect_is_named_alike_in_both_forms(column: str, value: object) -> None:
+    """Index then column (``candles[7].close``), as the value rules name a candle, in the
+    rows and the columns form alike (a value beyond float32 included)."""
+    import json
+
+    real = sample("EURUSD").head(60)
+    cols, rows = candles_columns(real), candles_rows(real)
+    cols[column][7] = value
+    rows[7][column] = value
+    fields = []
+    for candles in (cols, rows):
+        with pytest.raises(CandleError) as err:  # the stdlib encoder: ints beyond 64 bits
+            candles_to_arrays(Body.model_validate_json(json.dumps({"candles": candles}))
+                              .candles)
+        fields.append(err.value.field)
+    assert fields == [f"candles[7].{column}"] * 2

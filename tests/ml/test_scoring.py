@@ -40,3 +40,49 @@ def test_a_future_signal_time_and_too_few_candles_name_their_field():
         make_signal(c, signal_time=None, min_candles=200, **FIELDS)
     assert too_few.value.field == "candles"
     assert "at least 200" in too_few.value.reason and "got 150" in too_few.value.reason
+
+
+def test_the_request_digest_changes_with_anything_that_could_change_the_answer():
+    from backend.ml.candles import Candles
+
+    c = sample().head(300)
+    cut = datetime.fromtimestamp(int(c.time[249]), UTC)
+    base = make_signal(c, signal_time=cut, min_candles=100, stop_price=1.0, **FIELDS)
+    # the candles after the signal time are never used: not part of the request's identity
+    assert make_signal(c.head(250), signal_time=cut, min_candles=100, stop_price=1.0,
+                       **FIELDS).digest == base.digest
+    assert len(base.digest) == 32
+    close = c.close.copy()
+    close[200] += 1e-9
+    changed = Candles(c.time, c.open, c.high, c.low, close, c.volume)
+    others = [
+        make_signal(changed, signal_time=cut, min_candles=100, stop_price=1.0, **FIELDS),
+        make_signal(c, signal_time=cut, min_candles=100, stop_price=1.0,
+                    **{**FIELDS, "strategy": "breakout"}),
+        make_signal(c, signal_time=cut, min_candles=100, **{**FIELDS, "side": "short"}),
+        make_signal(c, signal_time=cut, min_candles=100, stop_price=0.99, **FIELDS),
+        make_signal(c, signal_time=cut, min_candles=100, **FIELDS),
+        make_signal(c, signal_time=cut, min_candles=100, stop_price=1.0,
+                    signal_strength=0.5, **FIELDS),
+        make_signal(c, signal_time=None, min_candles=100, stop_price=1.0, **FIELDS),
+    ]
+    assert len({base.digest, *(s.digest for s in others)}) == len(others) + 1
+
+
+def test_a_feature_beyond_float32_names_the_request_field():
+    import numpy as np
+
+    from backend.ml.scoring import _check_representable
+    from backend.ml.signal_context import SignalError
+
+    names = ["rsi_14", "signal_strength", "stop_dist_atr", "target_dist_atr", "reward_risk"]
+    s = make_signal(sample().head(150), signal_time=None, min_candles=100,
+                    prefix="signals[2].", **FIELDS)
+    _check_representable(s, names, np.array([50.0, np.nan, 3.4e38, -3.4e38, np.nan]))
+    for i, field in enumerate(["candles", "signal_strength", "stop_price", "target_price",
+                               "target_price"]):
+        vector = np.zeros(len(names))
+        vector[i] = -np.inf if i % 2 else 1e39
+        with pytest.raises(SignalError) as err:
+            _check_representable(s, names, vector)
+        assert err.value.field == f"signals[2].{field}" and names[i] in err.value.reason

@@ -58,6 +58,17 @@ def test_evaluate_takes_plain_objects() -> None:
     assert a.last_candle_time == datetime.fromtimestamp(int(candles.time[-1]), UTC)
 
 
+def test_evaluate_refuses_an_entry_after_every_candle() -> None:
+    candles = with_history([(100.5, 101.0, 99.5, 100.5)])
+    last = datetime.fromtimestamp(int(candles.time[-1]), UTC)
+    with pytest.raises(PositionError) as err:
+        evaluate(Open(entry_time=last + timedelta(seconds=1)), candles, policy=None,
+                 params=None)
+    assert err.value.field == "entry_time" and "after" in err.value.reason
+    at_last = evaluate(Open(entry_time=last), candles, policy=None, params=None)
+    assert at_last.state.bars_held == 1  # the last candle opened at the fill: it counts
+
+
 def test_evaluate_refuses_ml_exit_without_a_provider() -> None:
     with pytest.raises(PositionError, match=r"^params\.provider"):
         evaluate(Open(), with_history([(100.5, 101.0, 99.5, 100.5)]), policy="ml_exit",

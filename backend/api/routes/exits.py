@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import BotScope, PoolDep, RetrainerDep, SystemDep, WriterDep
 from backend.api.openapi_body import body_openapi, parse_body
-from backend.api.responses import ERROR_RESPONSES, FastJSONResponse
+from backend.api.responses import CONFLICT_RESPONSE, ERROR_RESPONSES, FastJSONResponse
 from backend.api.schemas.exits import (
     ExitEvaluateRequest,
     ExitEvaluateResponse,
@@ -20,6 +22,7 @@ from backend.api.schemas.exits import (
 from backend.db import position_exits, predictions, trade_features
 from backend.db.errors import translate
 from backend.db.position_exits import PositionExitRow
+from backend.db.write_behind import WriteBehind
 from backend.ml.candles_json import candles_to_arrays
 from backend.positions import service
 from backend.positions.ml_exit import model_probability
@@ -41,25 +44,34 @@ async def evaluate_exit(request: Request, system: SystemDep, _: BotScope) -> Fas
 
 
 @router.post("", response_model=ExitRecordResponse, status_code=201, responses={
-    **ERROR_RESPONSES, 200: {"model": ExitRecordResponse,
-                             "description": "Already recorded: the stored row, `created: "
-                                            "false`"}})
-def record_exit(req: ExitRecordRequest, pool: PoolDep, writer: WriterDep, _: BotScope,
-                retrainer: RetrainerDep, response: Response) -> ExitRecordResponse:
+    **ERROR_RESPONSES, **CONFLICT_RESPONSE,
+    200: {"model": ExitRecordResponse,
+          "description": "Already recorded: the stored row, `created: false`"}},
+             openapi_extra=body_openapi(ExitRecordRequest))
+async def record_exit(request: Request, pool: PoolDep, writer: WriterDep, _: BotScope,
+                      retrainer: RetrainerDep) -> FastJSONResponse:
     """Record a closed position; label its signal and resolve its predictions (idempotent:
-    201 when stored, 200 with `created: false` when it already was)."""
+    201 when stored, 200 with `created: false` when the same report already was, 409 when
+    another report of the trade was)."""
+    # parsed by pydantic's JSON parser, which refuses lone surrogates (422) that FastAPI's
+    # json.loads lets through to the jsonb encoder (a 500)
+    req = await parse_body(request, ExitRecordRequest)
+    row = service.exit_row(req)
+    stored, created = await run_in_threadpool(_record, pool, writer, row)
+    if created:  # a new outcome: the retrain policy's cheap check (starts a job when due)
+        retrainer.after_exit()
+    body = ExitRecordResponse.model_validate({**vars(stored), "created": created})
+    return FastJSONResponse(body.model_dump(mode="json"), 201 if created else 200)
+
+
+def _record(pool: ConnectionPool, writer: WriteBehind, row: PositionExitRow
+            ) -> tuple[PositionExitRow, bool]:
     # Not needed for correctness (rows that land later are labelled from the stored exit),
     # but labels the signal at once when its rows are still queued. Before taking a
     # connection, so waiting holds none.
     writer.flush(timeout=1.0)
-    row = service.exit_row(req)
     with translate(), pool.connection() as conn:
-        stored, created = store_exit(conn, row)
-    if not created:
-        response.status_code = 200
-    else:  # a new outcome: the retrain policy's cheap check (starts a job when due)
-        retrainer.after_exit()
-    return ExitRecordResponse.model_validate({**vars(stored), "created": created})
+        return store_exit(conn, row)
 
 
 def advise(req: ExitEvaluateRequest, *,

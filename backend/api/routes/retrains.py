@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import AdminScope, ConnDep, RetrainerDep, SettingsDep, ViewerScope
+from backend.api.openapi_body import body_openapi, parse_body
 from backend.api.responses import ERROR_RESPONSES
 from backend.api.schemas.retrains import (
     RetrainAnswer,
@@ -16,6 +18,7 @@ from backend.api.schemas.retrains import (
 )
 from backend.db import retrains as retrains_db
 from backend.db.retrains import RetrainRow
+from backend.ml.retrain_policy import Retrainer
 
 # Included before routes/models.py: "/retrains" must not reach its "/{model_id}".
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
@@ -27,12 +30,20 @@ def _public(row: RetrainRow | None) -> RetrainPublic | None:
 
 @router.post("/retrain", response_model=RetrainAnswer, responses={
     **ERROR_RESPONSES, 202: {"model": RetrainAnswer,
-                             "description": "Started, still running (without `wait`)"}})
-def retrain(req: RetrainRequest, retrainer: RetrainerDep, scope: AdminScope,
-            response: Response) -> RetrainAnswer:
+                             "description": "Started, still running (without `wait`)"}},
+             openapi_extra=body_openapi(RetrainRequest))
+async def retrain(request: Request, retrainer: RetrainerDep, scope: AdminScope,
+                  response: Response) -> RetrainAnswer:
     """Retrain now if the policy says so (or `force`): 202 with the job, or with `wait` 200
     once it is done; 200 with `started: false` when not due. With `wait`, a retrain already
     running is waited for first, then the policy is asked again."""
+    # pydantic's JSON parser: a lone surrogate is a 422, as on every JSON route
+    req = await parse_body(request, RetrainRequest)
+    return await run_in_threadpool(_retrain, req, retrainer, scope, response)
+
+
+def _retrain(req: RetrainRequest, retrainer: Retrainer, scope: str,
+             response: Response) -> RetrainAnswer:
     waited = None
     if req.wait and (running := retrainer.running) is not None:
         waited = retrainer.wait(running, req.timeout)

@@ -40,7 +40,11 @@ class PredictRequest(BaseModel):
     signal_time: datetime | None = Field(
         default=None, description="Default: the last candle's time. Candles after it are "
                                   "ignored (no lookahead).")
-    signal_strength: float | None = Field(default=None, allow_inf_nan=False)
+    signal_strength: float | None = Field(
+        default=None, ge=0, le=1, allow_inf_nan=False,
+        description="How strong the base strategy rates its signal, 0 (weakest) to 1: the "
+                    "scale the bootstrap strategies give and the model is trained on. The "
+                    "side carries the direction, so no negative values.")
     stop_price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     target_price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     explain: bool = Field(default=False, description="Return the top feature contributions.")
