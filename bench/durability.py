@@ -34,12 +34,11 @@ import argparse
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
+from tests.utils.disk_full import fill, tmpfs  # noqa: E402
 from tests.utils.market_slices import predict_body, write_slice  # noqa: E402
 from tests.utils.pg_outage import OwnPostgres  # noqa: E402
 from tests.utils.service import Service, start_service  # noqa: E402
@@ -158,32 +158,6 @@ def outcome(db_url: str, prefix: str, tally: Tally) -> dict[str, int]:
             "503'd but stored": sum(1 for t in tally.refused if t in ids)}
 
 
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str = "4m") -> Iterator[bool]:
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
-                           str(path)], capture_output=True, text=True)
-    try:
-        yield done.returncode == 0
-    finally:
-        if done.returncode == 0:
-            subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Write a file until the device is full (to the byte)."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 4096, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * size)
-    finally:
-        os.close(fd)
-    return filler
-
-
 def writer_process(svc: Service) -> psutil.Process:
     for child in psutil.Process(svc.proc.pid).children():
         if "spawn_main" in " ".join(child.cmdline()) and "resource_tracker" not in " ".join(
@@ -234,10 +208,10 @@ class Run:
         if self.pg is None and name in ("db_outage", "restart_in_outage"):
             return "not run: needs a Postgres of the run's own"
         data_dir = self.work / name
-        with tmpfs(data_dir / "journal") if name == "disk_full" else contextlib.nullcontext(
-                True) as mounted:
-            if not mounted:
-                return "not run: cannot mount a tmpfs here (needs root)"
+        with tmpfs(data_dir / "journal", "4m") if name == "disk_full" else (
+                contextlib.nullcontext(None)) as not_mounted:
+            if not_mounted:
+                return f"not run: cannot mount a tmpfs here ({not_mounted})"
             target = Target(self.service(name))
             with Senders(target, name, self.requests, self.threads) as senders:
                 actions[name](target, senders)

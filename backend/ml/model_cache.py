@@ -20,14 +20,15 @@ import dataclasses
 import hashlib
 import json
 import os
-import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from backend.db.journal import sync_directory  # one directory fsync for every durable write
 from backend.db.models import ModelRow
 from backend.ml.registry import ModelIntegrityError
+from backend.ml.trusted_files import check_private, secure_dir
 
 MAGIC = b"TML-MODEL-COPY 1 "
 DIR_NAME = "model_copy"
@@ -46,7 +47,10 @@ def copy_path(data_dir: Path, name: str) -> Path:
 def write_copy(data_dir: Path, row: ModelRow) -> Path:
     """Replace the copy of ``row.name`` with ``row`` (atomically, fsynced, mode 0600)."""
     path = copy_path(data_dir, row.name)
-    _private_dir(path.parent)
+    try:
+        secure_dir(path.parent)
+    except PermissionError as exc:
+        raise ModelCopyError(str(exc)) from None
     meta = {k: v for k, v in dataclasses.asdict(row).items() if k != "artifact"}
     for key in _DATETIMES:
         meta[key] = meta[key].isoformat() if meta[key] is not None else None
@@ -63,7 +67,7 @@ def write_copy(data_dir: Path, row: ModelRow) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    sync_directory(path.parent)
     return path
 
 
@@ -83,8 +87,11 @@ def read_copy(data_dir: Path, name: str) -> ModelRow | None:
     except OSError as exc:  # e.g. a symlink planted in its place
         raise ModelCopyError(f"{path}: cannot open the local copy safely: {exc}") from exc
     with os.fdopen(fd, "rb") as fh:
-        _check_owner(path, os.fstat(fh.fileno()))
-        _check_owner(path.parent, os.stat(path.parent))
+        try:  # a copy another user could have written would let them choose the model
+            check_private(path, os.fstat(fh.fileno()))
+            check_private(path.parent, os.stat(path.parent))
+        except PermissionError as exc:
+            raise ModelCopyError(str(exc)) from None
         data = fh.read()
     header, _, body = data.partition(b"\n")
     if not header.startswith(MAGIC) or not body:
@@ -105,30 +112,3 @@ def _row(meta: dict[str, Any], artifact: bytes) -> ModelRow:
         if meta[key] is not None:
             meta[key] = datetime.fromisoformat(meta[key])
     return ModelRow(**meta, artifact=artifact)
-
-
-def _private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = os.stat(path)
-    if info.st_uid != os.geteuid():
-        raise ModelCopyError(f"{path}: owned by uid {info.st_uid}, not this service's user")
-    if stat.S_IMODE(info.st_mode) != 0o700:  # mkdir's mode is masked by the umask
-        os.chmod(path, 0o700)
-
-
-def _check_owner(path: Path, info: os.stat_result) -> None:
-    # a copy another user could have written would let them choose the served model
-    if info.st_uid != os.geteuid():
-        raise ModelCopyError(f"{path}: owned by uid {info.st_uid}, not this service's user "
-                             f"({os.geteuid()})")
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ModelCopyError(f"{path}: writable by group or others "
-                             f"(mode {stat.S_IMODE(info.st_mode):o})")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,4 +1,5 @@
-"""Native code loaded from a cache directory: only what this user built, unchanged since.
+"""Native code loaded from a cache directory: only what this user built, unchanged since
+(and the local model copy, which decides what is served: the same owner and mode checks).
 
 dlopen runs a library's constructors before a single symbol is looked up, so a library is
 checked before it is loaded: the cache directory belongs to this user with mode 0700, the
@@ -51,6 +52,23 @@ def secure_dir(path: Path) -> Path:
     return path
 
 
+def check_private(path: Path, st: os.stat_result) -> None:
+    """Refuse a file (or directory) of another user, or one group or others may write: its
+    contents decide what runs or what is served.
+
+    Raises
+    ------
+    PermissionError
+        Naming ``path`` and why.
+    """
+    if not _owned_by_me(st):
+        raise PermissionError(f"{path} belongs to another user (uid {st.st_uid}); "
+                              "not loading it")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(f"{path} is writable by group or others (mode "
+                              f"{stat.S_IMODE(st.st_mode):o}); not loading it")
+
+
 def check_trusted(path: Path, *, up_to: Path) -> None:
     """Refuse ``path`` unless it and every directory from it up to ``up_to`` belong to this
     user and are writable by no one else (group or others could swap the file).
@@ -67,12 +85,7 @@ def check_trusted(path: Path, *, up_to: Path) -> None:
         st = current.stat() if is_top else current.lstat()  # the top may be a configured link
         if stat.S_ISLNK(st.st_mode):  # whoever owns the target decides what loads
             raise PermissionError(f"{current} is a symbolic link; not loading it")
-        if not _owned_by_me(st):
-            raise PermissionError(f"{current} belongs to another user (uid {st.st_uid}); "
-                                  "not loading it")
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise PermissionError(f"{current} is writable by group or others (mode "
-                                  f"{stat.S_IMODE(st.st_mode):o}); not loading it")
+        check_private(current, st)
         if is_top or current.parent == current:
             return
         current = current.parent

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from backend.db.batch_writer import WriterStats
 from backend.db.intake import Intake
 from backend.db.journal import Journal, read_segment
 from backend.db.records import JournalRecord
+from tests.utils.disk_full import fill
+from tests.utils.disk_full import tmpfs as mount_tmpfs
 
 PAD = "x" * 900  # ~1 KB lines: a few of them fill what a page of slack holds
 
@@ -37,33 +38,10 @@ def trade_ids(records: list[JournalRecord]) -> list[str]:
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs (needs root and mount permission; skipped otherwise)."""
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
-                           str(mnt)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Write a file until the device is full (ENOSPC), to the last byte it takes."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 4096, 1):
-            while True:
-                try:
-                    os.write(fd, b"\0" * size)
-                except OSError as exc:
-                    assert exc.errno == errno.ENOSPC
-                    break
-    finally:
-        os.close(fd)
-    return filler
+    with mount_tmpfs(tmp_path / "tmpfs") as not_mounted:
+        if not_mounted:
+            pytest.skip(f"cannot mount a tmpfs here: {not_mounted}")
+        yield tmp_path / "tmpfs"
 
 
 def test_records_refused_on_a_full_tmpfs_are_never_written_later(tmpfs: Path) -> None:

@@ -19,9 +19,10 @@ from psycopg_pool import ConnectionPool
 from backend.db.write_behind import ThreadWriteBehind, WriteBehind
 from backend.db.writer_messages import WriterConfig
 from backend.db.writer_process import ProcessWriteBehind
-from tests.db.test_journal_faults import fill, segment_opens_fail, tmpfs  # noqa: F401
+from tests.db.test_journal_faults import segment_opens_fail, tmpfs  # noqa: F401
 from tests.db.test_write_behind import entries, wait_until
 from tests.utils.db_factories import make_model
+from tests.utils.disk_full import fill
 
 StartWriter = Callable[..., WriteBehind]
 
