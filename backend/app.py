@@ -50,6 +50,14 @@ from backend.redact import install as install_redaction
 log = logging.getLogger("backend")
 
 
+def _database_back(app: FastAPI, pool: ConnectionPool) -> None:
+    """The readiness probe saw the database return: sweep the pool's dead connections, and
+    let the model watcher reload the model and recall stored answers at once."""
+    pool.check()
+    if (watcher := getattr(app.state, "watcher", None)) is not None:
+        watcher.wake()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # however the app is started (python -m backend, uvicorn --factory, a test client)
@@ -99,7 +107,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool.open(wait=False)
     # /ready reads this thread's last probe instead of querying (routes/health.py); when
     # the database is back, the pool's dead connections are swept out at once
-    monitor = DatabaseMonitor(url, connect_kwargs=connect_kwargs(s), on_recovered=pool.check)
+    monitor = DatabaseMonitor(url, connect_kwargs=connect_kwargs(s),
+                              on_recovered=lambda: _database_back(app, pool))
     await asyncio.to_thread(monitor.probe)  # the first answer is already the truth
     monitor.start()
     app.state.db_monitor = monitor
@@ -136,6 +145,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     watcher = ModelWatcher(url, poll_seconds=s.model_poll_seconds, refresh=refresh)
     watcher.start()
+    app.state.watcher, app.state.answers = watcher, answers
     tracker = asyncio.create_task(_track_periodically(system, s.tracker_interval_seconds))
     announce(s, app.state.api_keys, system)
     # Start-up objects (modules, models, TA-Lib state) never die: move them out of the

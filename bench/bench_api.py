@@ -1,6 +1,8 @@
 """API throughput: a bare FastAPI endpoint vs POST /api/v1/predict (100 candles), side by
 side in one run, same uvicorn settings (one worker, uvloop, httptools, no access log), wrk
-on loopback at 16 connections.
+on loopback at 16 connections. (c) is the service as `python -m backend serve` runs it:
+the same app behind the connection guards of backend/server.py (header/body deadlines, the
+connection cap), so (c)/(b) is what the guards cost.
 
     python bench/bench_api.py [--duration 10] [--rounds 2] [--connections 16]
 
@@ -101,6 +103,15 @@ def stored_predictions(db_url: str, timeout: float = 120) -> int:
     return last
 
 
+def new_signals(body: dict) -> Path:
+    """A wrk script whose every request is a new signal (a trade_id of its own)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        head, tail = json.dumps(body).split("BENCH_TRADE_ID")
+        lua = LUA.replace("{key}", BOT_KEY).replace("{head}", head)
+        fh.write(lua.replace("{tail}", tail).replace("{prefix}", f"bench-{time.time_ns()}"))
+    return Path(fh.name)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
@@ -118,48 +129,50 @@ def main() -> int:
            "TML_ADMIN_API_KEYS": BOT_KEY + "-admin", "TML_BOOTSTRAP_TRIALS": "4"}
     env.pop("DATABASE_URL", None)
     env["DATABASE_URL"] = fresh_embedded_database(data_dir / "pg")
-    bare_port, api_port = free_port(), free_port()
+    bare_port, api_port, served_port = free_port(), free_port(), free_port()
     bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port",
                              str(bare_port), *UVICORN], cwd=REPO, env=env)
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
                             "backend.app:create_app", "--port", str(api_port), *UVICORN],
                            cwd=REPO, env=env)
+    served = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port",
+                               str(served_port)], cwd=REPO, env={**env, "TML_LOG_LEVEL": "warning"})
     try:
         wait(f"http://127.0.0.1:{bare_port}/constant")
         wait(f"http://127.0.0.1:{api_port}/ready")
+        wait(f"http://127.0.0.1:{served_port}/ready")
         body = predict_body("BENCH_TRADE_ID", n=100)
-        results: dict[str, list[dict[str, float]]] = {"bare": [], "predict": []}
-        for _ in range(args.rounds):  # interleaved, so machine noise hits both alike
-            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-                head, tail = json.dumps(body).split("BENCH_TRADE_ID")
-                lua = LUA.replace("{key}", BOT_KEY).replace("{head}", head)
-                fh.write(lua.replace("{tail}", tail).replace("{prefix}", f"bench-{time.time_ns()}"))
-                script = Path(fh.name)
+        results: dict[str, list[dict[str, float]]] = {"bare": [], "predict": [], "served": []}
+        for _ in range(args.rounds):  # interleaved, so machine noise hits all alike
             results["bare"].append(wrk(f"http://127.0.0.1:{bare_port}/constant",
                                        args.duration, args.connections, None))
-            results["predict"].append(wrk(f"http://127.0.0.1:{api_port}/api/v1/predict",
-                                          args.duration, args.connections, script))
+            for name, port in (("predict", api_port), ("served", served_port)):
+                results[name].append(wrk(f"http://127.0.0.1:{port}/api/v1/predict",
+                                         args.duration, args.connections, new_signals(body)))
         best = {k: max(v, key=lambda r: r["rps"]) for k, v in results.items()}
         print(f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds "
               "interleaved, best round of each")
         print(f"{'endpoint':<34}{'req/s':>10}{'p99 ms':>10}{'non-2xx':>10}")
         for name, label in (("bare", "(a) bare FastAPI constant JSON"),
-                            ("predict", "(b) POST /predict, 100 candles")):
+                            ("predict", "(b) POST /predict, 100 candles"),
+                            ("served", "(c) (b) as python -m backend serve")):
             r = best[name]
             print(f"{label:<34}{r['rps']:>10.0f}{r['p99_ms']:>10.2f}{r['errors']:>10}")
         ratio = best["predict"]["rps"] / best["bare"]["rps"]
         print(f"\n(b)/(a) = {ratio:.1%} (goal >= 35%), p99 of (b) = "
               f"{best['predict']['p99_ms']:.2f} ms (goal <= 15 ms)")
+        print(f"(c)/(b) = {best['served']['rps'] / best['predict']['rps']:.1%} (the connection "
+              "guards' cost; 100% = none)")
         print("all rounds:", json.dumps(results))
         # every request of (b) was a new signal: one stored prediction each, none repeated
-        done = sum(r["requests"] for r in results["predict"])
+        done = sum(r["requests"] for r in results["predict"] + results["served"])
         stored = stored_predictions(env["DATABASE_URL"])
-        in_flight = args.connections * args.rounds  # cut off by wrk at a round's end
+        in_flight = 2 * args.connections * args.rounds  # cut off by wrk at a round's end
         verdict = "ok" if done <= stored <= done + in_flight else "MISMATCH"
         print(f"stored predictions: {stored} for {done} completed requests to (b), plus at "
               f"most {in_flight} in flight when a round ended: {verdict}")
     finally:
-        for proc in (bare, api):
+        for proc in (bare, api, served):
             proc.terminate()
             proc.wait(30)
     return 0

@@ -53,7 +53,9 @@ import psycopg  # noqa: E402
 from tests.utils.disk_full import fill, tmpfs  # noqa: E402
 from tests.utils.market_slices import predict_body, write_slice  # noqa: E402
 from tests.utils.pg_outage import OwnPostgres  # noqa: E402
-from tests.utils.service import Service, start_service  # noqa: E402
+from tests.utils.service import BOT_KEY, Service, start_service  # noqa: E402
+
+KEY = {"X-API-Key": BOT_KEY}  # /ready's details (the writer's queue) need a key
 
 SCENARIOS = ("db_outage", "kill_server", "kill_writer", "disk_full", "restart_in_outage")
 COLUMNS = ("sent", "accepted", "503", "no answer", "stored", "lost", "duplicated",
@@ -171,7 +173,7 @@ def settle(svc: Service) -> None:
     deadline = time.monotonic() + 60
     with contextlib.suppress(httpx.HTTPError), httpx.Client(timeout=5) as http:
         while time.monotonic() < deadline:
-            if http.get(f"{svc.url}/ready").json()["writer"]["queue_depth"] == 0:
+            if http.get(f"{svc.url}/ready", headers=KEY).json()["writer"]["queue_depth"] == 0:
                 break
             time.sleep(0.2)
     svc.stop(timeout=60)

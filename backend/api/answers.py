@@ -107,6 +107,11 @@ class AnswerCache:
                 self._served.popitem(last=False)
         return existing[_DIGEST:]
 
+    @property
+    def recalled(self) -> bool:
+        """Whether stored answers were recalled (repeated trade_ids are recognised)."""
+        return self._recalled
+
     def ensure_recalled(self) -> None:
         """Recall stored answers once the database has answered (see recall_answers)."""
         if not self._recalled:

@@ -21,6 +21,7 @@ class ModelWatcher:
         self.poll_seconds = poll_seconds
         self.refresh = refresh
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the database is back: retry without waiting
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -29,6 +30,11 @@ class ModelWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Reconnect now instead of at the end of the poll interval (the database is back)."""
+        self._wake.set()
 
     def _watch(self) -> None:
         poll = self.poll_seconds
@@ -36,13 +42,15 @@ class ModelWatcher:
             try:
                 with psycopg.connect(self.db_url, autocommit=True, connect_timeout=5) as conn:
                     models_db.listen_activations(conn)
+                    self.refresh()  # what changed while we were not listening
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=poll, stop_after=1):
                             break
                         self.refresh()
             except Exception as exc:  # keep watching through outages
                 log.debug("model watcher: %s", exc)
-                self._stop.wait(poll)
+                self._wake.wait(poll)
+                self._wake.clear()
                 # LISTEN itself may be refused (e.g. a transaction pooler): poll instead.
                 with contextlib.suppress(Exception):
                     self.refresh()

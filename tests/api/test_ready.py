@@ -18,7 +18,7 @@ from tests.utils.service import BOT_KEY, VIEWER_KEY, Service, start_service
 
 pytestmark = pytest.mark.server
 
-OPEN_FIELDS = {"status", "database", "migration", "model", "writer"}
+OPEN_FIELDS = {"status", "database", "migration", "model", "writer", "answers_recalled"}
 DETAILS = {"queue_depth", "journal_bytes", "rejected", "last_error"}
 
 

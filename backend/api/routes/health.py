@@ -40,10 +40,13 @@ async def ready(request: Request, system: SystemDep, writer: WriterDep) -> FastJ
                                                     else "missing"),
         "model": model.ref if model else None,
         "writer": _writer(writer, details=details),
+        # repeated trade_ids recognised: the stored answers were read back after a start
+        "answers_recalled": request.app.state.answers.recalled,
     }
     if details:
         body["database_error"] = db.error
-    if db.reachable and db.migrated and model is not None and writer.healthy:
+    if (db.reachable and db.migrated and model is not None and writer.healthy
+            and body["answers_recalled"]):
         body["status"] = "ready"
         return FastJSONResponse(body, 200)
     # Predictions still work from the in-memory model while the database is away.
