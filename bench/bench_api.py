@@ -136,7 +136,9 @@ def main() -> int:
                             "backend.app:create_app", "--port", str(api_port), *UVICORN],
                            cwd=REPO, env=env)
     served = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port",
-                               str(served_port)], cwd=REPO, env={**env, "TML_LOG_LEVEL": "warning"})
+                               str(served_port)], cwd=REPO,  # the same database; a journal of its own
+                              env={**env, "TML_LOG_LEVEL": "warning",
+                                   "TML_DATA_DIR": str(data_dir / "served")})
     try:
         wait(f"http://127.0.0.1:{bare_port}/constant")
         wait(f"http://127.0.0.1:{api_port}/ready")
