@@ -135,8 +135,9 @@ def main() -> int:
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
                             "backend.app:create_app", "--port", str(api_port), *UVICORN],
                            cwd=REPO, env=env)
+    # the same database, a journal of its own
     served = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port",
-                               str(served_port)], cwd=REPO,  # the same database; a journal of its own
+                               str(served_port)], cwd=REPO,
                               env={**env, "TML_LOG_LEVEL": "warning",
                                    "TML_DATA_DIR": str(data_dir / "served")})
     try:

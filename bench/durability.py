@@ -215,9 +215,13 @@ class Run:
             if not_mounted:
                 return f"not run: cannot mount a tmpfs here ({not_mounted})"
             target = Target(self.service(name))
-            with Senders(target, name, self.requests, self.threads) as senders:
-                actions[name](target, senders)
-            settle(target.svc)
+            try:
+                with Senders(target, name, self.requests, self.threads) as senders:
+                    actions[name](target, senders)
+                settle(target.svc)
+            except BaseException:  # leave no service running behind a failed scenario
+                target.svc.stop(timeout=30)
+                raise
         return outcome(self.url, name, senders.tally)
 
     # ---- the faults, each while the senders run -------------------------------------
