@@ -8,6 +8,7 @@ The database side of the write-behind, used by both writer strategies: the in-th
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
 Enricher = Callable[[list[JournalRecord]], None]
 
 
+REFUSAL_HOLD_S = 5.0
+
+
 @dataclass
 class WriterStats:
     accepted: int = 0
@@ -40,11 +44,16 @@ class WriterStats:
     refused: int = 0  # records the journal could not take: answered 503, never stored
     append_error: str | None = None  # the journal's last append failed (disk full?)
     rotation_error: str | None = None  # the journal cannot rotate: new records wait
+    refused_at: float | None = None  # time.monotonic() of the last refusal
 
     @property
     def stalled(self) -> bool:
-        """The journal refuses records or cannot hand them on: not ready (/ready)."""
-        return self.append_error is not None or self.rotation_error is not None
+        """The journal refuses records or cannot hand them on: not ready (/ready). A refusal
+        counts for REFUSAL_HOLD_S: on a nearly full disk a small record may fit between two
+        refused ones, and readiness must not flap to "ready" in between."""
+        recent = (self.refused_at is not None
+                  and time.monotonic() - self.refused_at < REFUSAL_HOLD_S)
+        return recent or self.append_error is not None or self.rotation_error is not None
 
 
 class BatchWriter:

@@ -95,6 +95,7 @@ class Intake:
                 self.journal.append(line)
             except OSError as exc:
                 self.stats.refused += 1
+                self.stats.refused_at = time.monotonic()
                 self.stats.append_error = f"journal write: {exc}"
                 log.warning("journal write failed (%s): record of trade %s refused (503), "
                             "not stored", exc, _trade_id(record))

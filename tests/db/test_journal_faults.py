@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from backend.db import batch_writer
 from backend.db.batch_writer import WriterStats
 from backend.db.intake import Intake
 from backend.db.journal import Journal, read_segment
@@ -139,6 +141,7 @@ def test_a_tail_that_cannot_be_cut_off_blocks_the_segment_until_it_can(
 def test_a_refused_record_is_logged_counted_and_marks_the_journal_stalled(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    monkeypatch.setattr(batch_writer, "REFUSAL_HOLD_S", 0.3)
     stats = WriterStats()
     intake = Intake(tmp_path / "journal", stats, keep_vectors=False)
     intake.open()
@@ -151,7 +154,10 @@ def test_a_refused_record_is_logged_counted_and_marks_the_journal_stalled(
         assert "t-503" in msg.getMessage() and "refused" in msg.getMessage()
         assert str(tmp_path) not in msg.getMessage()  # no paths in the log
         intake.submit(record("ok"))
-        assert not stats.stalled and stats.accepted == 1
+        assert stats.append_error is None and stats.accepted == 1
+        assert stats.stalled  # a refusal counts for REFUSAL_HOLD_S: readiness never flaps
+        time.sleep(0.35)
+        assert not stats.stalled
     finally:
         intake.close()
 

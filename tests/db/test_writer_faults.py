@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from backend.db import batch_writer
 from backend.db.write_behind import ThreadWriteBehind, WriteBehind
 from backend.db.writer_messages import WriterConfig
 from backend.db.writer_process import ProcessWriteBehind
@@ -68,7 +69,8 @@ def stored(conn: psycopg.Connection) -> list[str]:
 
 def test_records_refused_on_a_full_disk_never_reach_the_database(
         tmpfs: Path, start_writer: StartWriter, conn: psycopg.Connection,  # noqa: F811
-        model_id: int) -> None:  # tmpfs first: unmounted after the writer is closed
+        model_id: int, monkeypatch: pytest.MonkeyPatch) -> None:  # tmpfs first: unmounted
+    monkeypatch.setattr(batch_writer, "REFUSAL_HOLD_S", 0.5)  # after the writer is closed
     w = start_writer(tmpfs / "journal", flush_seconds=3600)  # one segment throughout
     accepted, refused = [], []
     batch = entries(model_id, 20, "full")
@@ -86,7 +88,9 @@ def test_records_refused_on_a_full_disk_never_reach_the_database(
     filler.unlink()
     w.submit(batch[-1])
     accepted.append("full-19")
-    assert not w.stats.stalled
+    assert w.stats.append_error is None  # appends work again...
+    assert w.stats.stalled  # ...but readiness waits out REFUSAL_HOLD_S (no flapping)
+    assert wait_until(lambda: not w.stats.stalled, timeout=5)
     assert w.flush(timeout=15) and w.healthy
     assert stored(conn) == sorted(accepted)  # each accepted once, no refused one
 
