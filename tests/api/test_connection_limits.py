@@ -9,14 +9,12 @@ from __future__ import annotations
 import select
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.utils.pg import create_database, drop_database
-from tests.utils.service import BOT_KEY, Service, start_service
+from tests.utils.service import BOT_KEY, Service, service_on_copy
 
 pytestmark = pytest.mark.server
 
@@ -27,18 +25,12 @@ SLACK_S = 1.5
 @pytest.fixture(scope="module")
 def svc(pg_admin_url: str, migrated_template: str,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    name = f"conn_{uuid.uuid4().hex[:10]}"
-    url = create_database(pg_admin_url, name, template=migrated_template)
-    service = start_service(db_url=url, data_dir=tmp_path_factory.mktemp("conn"),
-                            wait_ready=False, nofile=NOFILE,
-                            env={"TML_HEADER_TIMEOUT_S": str(HEADER_S),
-                                 "TML_BODY_TIMEOUT_S": str(BODY_S),
-                                 "TML_MAX_CONCURRENCY": str(MAX_IN_FLIGHT)})
-    try:
+    with service_on_copy(pg_admin_url, migrated_template, tmp_path_factory.mktemp("conn"),
+                         prefix="conn", wait_ready=False, nofile=NOFILE,
+                         env={"TML_HEADER_TIMEOUT_S": str(HEADER_S),
+                              "TML_BODY_TIMEOUT_S": str(BODY_S),
+                              "TML_MAX_CONCURRENCY": str(MAX_IN_FLIGHT)}) as (service, _):
         yield service
-    finally:
-        service.stop()
-        drop_database(pg_admin_url, name)
 
 
 def _connect(svc: Service) -> socket.socket:

@@ -3,9 +3,7 @@ route, the candle rules, /metrics as text, and examples that run against a live 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,8 +14,7 @@ from backend.api.deps import require_admin, require_bot, require_viewer
 from backend.app import create_app
 from backend.config import Settings
 from backend.ml.market_features import MIN_CANDLES
-from tests.utils.pg import create_database, drop_database
-from tests.utils.service import ADMIN_KEY, Service, start_service
+from tests.utils.service import ADMIN_KEY, Service, service_on_copy
 
 SCOPE_DEPS = {require_bot: "bot", require_admin: "admin", require_viewer: "viewer"}
 READS = {"GET", "HEAD"}
@@ -98,12 +95,9 @@ def test_metrics_is_documented_as_text(app_and_schema) -> None:
 @pytest.fixture(scope="module")
 def examples_service(pg_admin_url: str, bootstrap_run: dict[str, str],
                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    name = f"examples_{uuid.uuid4().hex[:10]}"
-    url = create_database(pg_admin_url, name, template=bootstrap_run["template"])
-    svc = start_service(db_url=url, data_dir=Path(tmp_path_factory.mktemp("examples")))
-    yield svc
-    svc.stop()
-    drop_database(pg_admin_url, name)
+    with service_on_copy(pg_admin_url, bootstrap_run["template"],
+                         tmp_path_factory.mktemp("examples"), prefix="examples") as (svc, _):
+        yield svc
 
 
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:

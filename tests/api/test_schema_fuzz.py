@@ -5,10 +5,8 @@ the fuzzer gets past the 50-candle minimum and reaches the model."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +17,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.utils.candle_strategies import valid_batch, valid_open_position, valid_signal
-from tests.utils.pg import create_database, drop_database
-from tests.utils.service import ADMIN_KEY, Service, start_service
+from tests.utils.service import ADMIN_KEY, Service, service_on_copy
 
 pytestmark = pytest.mark.server
 schema = schemathesis.pytest.from_fixture("live_schema")
@@ -44,12 +41,9 @@ def flatmap_body(context: Any, body: Any) -> st.SearchStrategy:
 @pytest.fixture(scope="module")
 def fuzz_service(pg_admin_url: str, bootstrap_run: dict[str, str],
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    name = f"fuzz_{uuid.uuid4().hex[:10]}"
-    url = create_database(pg_admin_url, name, template=bootstrap_run["template"])
-    svc = start_service(db_url=url, data_dir=Path(tmp_path_factory.mktemp("fuzz")))
-    yield svc
-    svc.stop()
-    drop_database(pg_admin_url, name)
+    with service_on_copy(pg_admin_url, bootstrap_run["template"],
+                         tmp_path_factory.mktemp("fuzz"), prefix="fuzz") as (svc, _):
+        yield svc
 
 
 @pytest.fixture(scope="module")

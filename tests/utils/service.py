@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -9,9 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -106,3 +109,22 @@ def start_service(*, db_url: str, data_dir: Path, env: dict[str, str] | None = N
         time.sleep(0.2)
     svc.kill()
     raise TimeoutError(f"service not ready after {timeout}s:\n{svc.log()}")
+
+
+@contextlib.contextmanager
+def service_on_copy(admin_url: str, template: str, data_dir: Path, *, prefix: str,
+                    **kwargs: Any) -> Iterator[tuple[Service, str]]:
+    """A service on a database of its own copied from ``template``: (service, its URL);
+    stopped and the database dropped afterwards. kwargs go to :func:`start_service`."""
+    from tests.utils.pg import create_database, drop_database
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = create_database(admin_url, name, template=template)
+    try:
+        svc = start_service(db_url=url, data_dir=data_dir, **kwargs)
+        try:
+            yield svc, url
+        finally:
+            svc.stop()
+    finally:
+        drop_database(admin_url, name)
